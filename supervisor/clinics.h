@@ -1,0 +1,71 @@
+/*
+ * Clinics as the supervisor schedules them: a queue of work, a global cap
+ * on concurrent workers, and per-clinic failure handling.
+ *
+ * A clinic has at most one worker at a time; requests for a clinic that is
+ * running or queued wait behind it (each job kind at most once).  Clinics
+ * with work wait in one FIFO, each clinic once, so a clinic with many
+ * requests cannot starve the others: after each job it goes to the back.
+ * After a failure the clinic waits an exponentially growing, jittered
+ * delay and retries; a success resets it; workers.failure_threshold
+ * consecutive failures open the circuit breaker: the clinic is held, an
+ * alert is raised and audited, and only an operator's request (a manual
+ * trigger) lets it run again.  Invalid credentials hold it at once: retrying
+ * would lock the clinic's IDEXX account.
+ */
+#ifndef VS_SUPERVISOR_CLINICS_H
+#define VS_SUPERVISOR_CLINICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "supervisor/workers.h"
+
+struct clinic;
+
+enum clinic_state {
+	CLINIC_IDLE,
+	CLINIC_QUEUED,
+	CLINIC_RUNNING,
+	CLINIC_BACKOFF,
+	CLINIC_HELD,
+};
+
+/* Longest clinic id; ids are [A-Za-z0-9_-]. */
+#define CLINIC_ID_MAX 64
+
+bool clinic_id_valid(const char *);
+
+/*
+ * Ask for a job of kind for clinic id (created if unknown).  manual marks
+ * an operator's request, which also releases a held clinic.  Returns 0,
+ * -EINVAL for a bad id, -ESHUTDOWN while stopping.
+ */
+int clinic_request(const char *id, enum worker_job_kind kind, bool manual);
+
+/* Start queued clinics while the cap allows; safe to call any time. */
+void clinics_pump(void);
+
+/* Stop: drop queued work and cancel running workers. */
+void clinics_stop(void);
+
+struct clinic *clinic_find(const char *id);
+const char *clinic_name(const struct clinic *);
+enum clinic_state clinic_state(const struct clinic *);
+const char *clinic_state_name(enum clinic_state);
+unsigned clinic_failures(const struct clinic *);
+uint64_t clinic_jobs_ok(const struct clinic *);
+uint64_t clinic_jobs_failed(const struct clinic *);
+/* Class of the last job's outcome, or NULL if none ran yet. */
+const char *clinic_last_outcome(const struct clinic *);
+/* Monotonic ms at which a clinic in backoff retries. */
+uint64_t clinic_retry_at_ms(const struct clinic *);
+
+size_t clinics_count(void);
+unsigned clinics_running(void);
+unsigned clinics_queued(void);
+void clinics_foreach(void (*fn)(struct clinic *, void *), void *arg);
+void clinics_free_all(void);
+
+#endif
