@@ -55,6 +55,10 @@ struct frame_vctx {
 	} path[FRAME_DEPTH_MAX];
 };
 
+static int frame_fail(char *, size_t, int, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+static int frame_vfail(struct frame_vctx *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
 static int frame_validate_message(struct frame_vctx *,
     const ProtobufCMessage *);
 
