@@ -592,9 +592,15 @@ test_join(void **state)
 	m = manager("join", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "c1", &default_limits, &c), 0);
 	pid = spawn_hog(c, NULL, "sleep", NULL);
-	for (int tries = 0; tries < 200; tries++) {
-		clinic_dir("memory", name, "c1", dir, sizeof(dir));
-		if (procs_has(dir, pid))
+	/* the child joins one hierarchy after the other: wait for all */
+	for (int tries = 0; tries < 400; tries++) {
+		size_t in = 0;
+
+		for (size_t i = 0; i < 4; i++) {
+			clinic_dir(ctls[i], name, "c1", dir, sizeof(dir));
+			in += procs_has(dir, pid);
+		}
+		if (in == 4)
 			break;
 		usleep(5000);
 	}
@@ -727,6 +733,7 @@ test_kill(void **state)
 {
 	struct cgroup_manager *m;
 	struct cgroup_clinic *c;
+	struct cgroup_stats st;
 	char name[96], dir[PATH_MAX];
 	pid_t pid[5];
 	int status;
@@ -739,14 +746,14 @@ test_kill(void **state)
 		pid[i] = spawn_hog(c, NULL, "sleep", NULL);
 	/* and one that forks grandchildren we never see */
 	pid[4] = spawn_hog(c, NULL, "tree", "5");
+	/* 4 + 1 + 5, all joined before we kill */
 	for (int tries = 0; tries < 400; tries++) {
-		struct cgroup_stats st;
-
 		assert_int_equal(cgroup_clinic_stats(c, &st), 0);
 		if (st.pids_current >= 10)
 			break;
 		usleep(5000);
 	}
+	assert_int_equal(st.pids_current, 10);
 	assert_false(procs_empty(dir));
 	assert_int_equal(cgroup_clinic_kill(c), 0);
 	assert_true(procs_empty(dir));
@@ -779,9 +786,10 @@ test_stale_sweep(void **state)
 	pid = spawn_hog(c, NULL, "sleep", NULL);
 	clinic_dir("memory", name, "left", mem, sizeof(mem));
 	clinic_dir("pids", name, "left", pids, sizeof(pids));
-	for (int tries = 0; tries < 200 && !procs_has(mem, pid); tries++)
+	for (int tries = 0; tries < 400 && !procs_has(pids, pid); tries++)
 		usleep(5000);
 	assert_true(procs_has(mem, pid));
+	assert_true(procs_has(pids, pid));
 	cgroup_clinic_free(c);		/* busy: left behind */
 	cgroup_manager_free(m);
 	assert_int_equal(access(mem, F_OK), 0);
