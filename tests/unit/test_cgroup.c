@@ -201,14 +201,6 @@ wait_status(pid_t pid)
 	return st;
 }
 
-/* Skip a kernel test, saying why, when this host cannot run it. */
-#define NEED_CGROUPS() do {						\
-	if (skip_reason != NULL) {					\
-		print_message("# SKIP %s\n", skip_reason);		\
-		skip();							\
-	}								\
-} while (0)
-
 static struct cgroup_manager *
 manager(const char *test, char *name, size_t namesz)
 {
@@ -478,7 +470,6 @@ test_detect(void **state)
 	char name[96], desc[1024], own[PATH_MAX], dir[PATH_MAX], want[256];
 	struct stat st;
 
-	NEED_CGROUPS();
 	m = manager("detect", name, sizeof(name));
 	cgroup_manager_describe(m, desc, sizeof(desc));
 	print_message("# %s\n", desc);
@@ -520,7 +511,6 @@ test_clinic_limits(void **state)
 	char name[96], mem[PATH_MAX], cpu[PATH_MAX], pids[PATH_MAX];
 	struct stat st;
 
-	NEED_CGROUPS();
 	m = manager("limits", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "clinic-1", &l, &c), 0);
 	assert_string_equal(cgroup_clinic_name(c), "clinic-1");
@@ -588,7 +578,6 @@ test_join(void **state)
 	pid_t pid;
 	int status;
 
-	NEED_CGROUPS();
 	m = manager("join", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "c1", &default_limits, &c), 0);
 	pid = spawn_hog(c, NULL, "sleep", NULL);
@@ -637,7 +626,6 @@ test_oom(void **state)
 	pid_t pid;
 	int fd, status;
 
-	NEED_CGROUPS();
 	m = manager("oom", name, sizeof(name));
 	l.memory_max = 32 * MiB;
 	assert_int_equal(cgroup_clinic_new(m, "bomb", &l, &c), 0);
@@ -674,7 +662,6 @@ test_fork_bomb(void **state)
 	int fd, err, status;
 	pid_t pid;
 
-	NEED_CGROUPS();
 	m = manager("forkbomb", name, sizeof(name));
 	l.pids_max = 8;
 	assert_int_equal(cgroup_clinic_new(m, "bomb", &l, &c), 0);
@@ -705,7 +692,6 @@ test_cpu_cap(void **state)
 	int fd, status;
 	pid_t pid;
 
-	NEED_CGROUPS();
 	m = manager("cpu", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "burner", &default_limits, &c),
 	    0);
@@ -738,7 +724,6 @@ test_kill(void **state)
 	pid_t pid[5];
 	int status;
 
-	NEED_CGROUPS();
 	m = manager("kill", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "many", &default_limits, &c), 0);
 	clinic_dir("pids", name, "many", dir, sizeof(dir));
@@ -778,7 +763,6 @@ test_stale_sweep(void **state)
 	pid_t pid;
 	int status;
 
-	NEED_CGROUPS();
 	/* a "previous run" that dies with a worker still running */
 	m = manager("stale", name, sizeof(name));
 	assert_int_equal(cgroup_clinic_new(m, "left", &default_limits, &c),
@@ -853,21 +837,18 @@ test_no_cgroups(void **state)
 	pid_t pid;
 	int status;
 
-	NEED_CGROUPS();
 	fflush(stdout);
 	if ((pid = fork()) == 0)
 		_exit(no_cgroups_child());
 	status = wait_status(pid);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
-		print_message("# SKIP cannot make a private mount namespace\n");
-		skip();
-	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+		fail_msg("cannot make a private mount namespace as root");
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static int
-group_setup(void **state)
+static void
+probe_host(void)
 {
 	struct cgroup_manager *m = NULL;
 	const char *top;
@@ -894,7 +875,6 @@ group_setup(void **state)
 			    "this host offers cgroup v2";
 		cgroup_manager_free(m);
 	}
-	return 0;
 }
 
 /*
@@ -923,12 +903,17 @@ group_teardown(void **state)
 int
 main(void)
 {
+	/*
+	 * The kernel tests are left out, with the reason, where they cannot
+	 * run: cmocka reports skip() as "not ok", which TAP drivers fail.
+	 */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_limits_from_config),
 		cmocka_unit_test(test_self_path),
 		cmocka_unit_test(test_mount_dir),
 		cmocka_unit_test(test_choose_mode),
+		/* the kernel */
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_clinic_limits),
 		cmocka_unit_test(test_join),
@@ -939,6 +924,13 @@ main(void)
 		cmocka_unit_test(test_stale_sweep),
 		cmocka_unit_test(test_no_cgroups),
 	};
+	size_t n = sizeof(tests) / sizeof(tests[0]);
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	probe_host();
+	if (skip_reason != NULL) {
+		printf("# SKIP the %zu kernel tests: %s\n", n - 5, skip_reason);
+		n = 5;
+	}
+	return _cmocka_run_group_tests("cgroup", tests, n, NULL,
+	    group_teardown);
 }
