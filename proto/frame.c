@@ -110,8 +110,9 @@ frame_vfail(struct frame_vctx *v, int error, const char *fmt, ...)
 	path[0] = '\0';
 	for (i = 0; i < v->depth && off < sizeof(path); i++) {
 		if (v->path[i].index >= 0)
-			n = snprintf(path + off, sizeof(path) - off, "%s%s[%ld]",
-			    i > 0 ? "." : "", v->path[i].name, v->path[i].index);
+			n = snprintf(path + off, sizeof(path) - off,
+			    "%s%s[%ld]", i > 0 ? "." : "", v->path[i].name,
+			    v->path[i].index);
 		else
 			n = snprintf(path + off, sizeof(path) - off, "%s%s",
 			    i > 0 ? "." : "", v->path[i].name);
@@ -137,6 +138,13 @@ frame_vpush(struct frame_vctx *v, const char *name)
 	return 0;
 }
 
+/* Not isdigit(): that one depends on the locale. */
+static bool
+frame_is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
 static unsigned int
 frame_two_digits(const char *s)
 {
@@ -153,7 +161,7 @@ frame_is_localtime(const char *s, size_t len)
 	if (len != sizeof(form) - 1)
 		return false;
 	for (i = 0; i < len; i++) {
-		if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != form[i])
+		if (form[i] == 'd' ? !frame_is_digit(s[i]) : s[i] != form[i])
 			return false;
 	}
 	return frame_two_digits(s + 5) >= 1 && frame_two_digits(s + 5) <= 12 &&
@@ -169,8 +177,8 @@ frame_is_hostname(const char *s, size_t len)
 
 	for (i = 0; i < len; i++) {
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
-		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '-' || s[i] == '.'))
+		    s[i] <= 'Z') || frame_is_digit(s[i]) || s[i] == '-' ||
+		    s[i] == '.'))
 			return false;
 	}
 	return true;
@@ -194,7 +202,7 @@ frame_is_sha256(const char *s, size_t len)
 	if (len != 64)
 		return false;
 	for (i = 0; i < len; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!frame_is_digit(s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
 			return false;
 	}
 	return true;
@@ -291,14 +299,14 @@ frame_validate_value(struct frame_vctx *v, const ProtobufCFieldDescriptor *f,
 		if (sub == NULL)
 			return frame_vfail(v, -EPROTO, "missing");
 		if (sub->descriptor != f->descriptor)
-			return frame_vfail(v, -EPROTO, "a %s where a %s belongs",
-			    sub->descriptor->name,
+			return frame_vfail(v, -EPROTO,
+			    "a %s where a %s belongs", sub->descriptor->name,
 			    ((const ProtobufCMessageDescriptor *)
 			    f->descriptor)->name);
 		return frame_validate_message(v, sub);
 	default:
-		return frame_vfail(v, -EPROTO, "field type %d not in the schema",
-		    (int)f->type);
+		return frame_vfail(v, -EPROTO,
+		    "field type %d not in the schema", (int)f->type);
 	}
 }
 
@@ -375,6 +383,16 @@ frame_validate_field(struct frame_vctx *v, const ProtobufCMessage *m,
 	return 0;
 }
 
+static const char *
+frame_job_kind_name(int kind)
+{
+	const ProtobufCEnumValue *ev;
+
+	ev = protobuf_c_enum_descriptor_get_value(
+	    &vetsync__job_kind__descriptor, kind);
+	return ev != NULL ? ev->name : "the job kind";
+}
+
 /* What one message's fields cannot say alone. */
 static int
 frame_validate_job(struct frame_vctx *v, const Vetsync__Job *job)
@@ -386,10 +404,12 @@ frame_validate_job(struct frame_vctx *v, const Vetsync__Job *job)
 	if ((r = frame_vpush(v, "window_start")) < 0)
 		return r;
 	if (job->window_start == NULL)
-		return frame_vfail(v, -EPROTO, "missing, the job kind needs it");
+		return frame_vfail(v, -EPROTO, "missing, %s needs it",
+		    frame_job_kind_name(job->kind));
 	v->path[v->depth - 1].name = "window_end";
 	if (job->window_end == NULL)
-		return frame_vfail(v, -EPROTO, "missing, the job kind needs it");
+		return frame_vfail(v, -EPROTO, "missing, %s needs it",
+		    frame_job_kind_name(job->kind));
 	if (strcmp(job->window_start, job->window_end) >= 0)
 		return frame_vfail(v, -EPROTO, "not after window_start");
 	v->depth--;
@@ -433,7 +453,8 @@ frame_validate(const Vetsync__Envelope *env, char *err, size_t errsz)
 {
 	struct frame_vctx v = { .err = err, .errsz = errsz, .depth = 0 };
 
-	if (env == NULL || env->base.descriptor != &vetsync__envelope__descriptor)
+	if (env == NULL ||
+	    env->base.descriptor != &vetsync__envelope__descriptor)
 		return frame_fail(err, errsz, -EINVAL, "not an envelope");
 	if (env->msg_case == VETSYNC__ENVELOPE__MSG__NOT_SET) {
 		if (env->base.n_unknown_fields > 0)
@@ -443,11 +464,9 @@ frame_validate(const Vetsync__Envelope *env, char *err, size_t errsz)
 		return frame_fail(err, errsz, -ENOMSG,
 		    "envelope holds no message");
 	}
-	if ((int)env->msg_case < 0 ||
-	    protobuf_c_message_descriptor_get_field(&vetsync__envelope__descriptor,
-	    (unsigned int)env->msg_case) == NULL)
-		return frame_fail(err, errsz, -ENOMSG, "unknown message kind %d",
-		    (int)env->msg_case);
+	if (strcmp(frame_kind_name((int)env->msg_case), "unknown") == 0)
+		return frame_fail(err, errsz, -ENOMSG,
+		    "unknown message kind %d", (int)env->msg_case);
 	return frame_validate_message(&v, &env->base);
 }
 

@@ -46,7 +46,7 @@
 
 /* Flags of a field's limit. */
 #define FRAME_F_REQUIRED	0x01	/* present (has_ set, pointer set) */
-#define FRAME_F_NONEMPTY	0x02	/* strings, bytes: not empty; ints: not 0 */
+#define FRAME_F_NONEMPTY	0x02	/* not empty, not zero */
 #define FRAME_F_VERSION		0x04	/* == FRAME_PROTOCOL_VERSION */
 #define FRAME_F_LOCALTIME	0x08	/* "YYYY-MM-DD HH:MM:SS" */
 #define FRAME_F_HOSTNAME	0x10	/* letters, digits, '-' and '.' only */

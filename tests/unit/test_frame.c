@@ -214,7 +214,8 @@ sample_consultation(struct samples *s, Vetsync__Envelope *env)
 	s->consultation.date = "2026-03-08 10:30:00";
 	s->consultation.status = "Completed";
 	s->consultation.reason = "Annual check";
-	s->consultation.notes = "S: bright, alert.\nO: T 38.6 °C.\nA: healthy.";
+	s->consultation.notes =
+	    "S: bright, alert.\nO: T 38.6 °C.\nA: healthy.";
 	s->consultation.discharge_summary = "Recheck in 12 months.";
 	s->consultation.provider = "Dr. Okafor";
 	s->consultation.patient = &s->patient;
@@ -849,10 +850,11 @@ test_bad_fields(void **state)
 		{ 2, brk_job_window_order, -EPROTO,
 		    "job.window_end: not after window_start" },
 		{ 2, brk_job_no_window, -EPROTO,
-		    "job.window_end: missing, the job kind needs it" },
+		    "job.window_end: missing, RECONCILE_NOTES needs it" },
 		{ 2, brk_job_profile_long, -EPROTO,
 		    "job.site_profile: 65537 bytes over the 65536 limit" },
-		{ 2, brk_job_parallel, -EPROTO, "job.limits.max_parallel: zero" },
+		{ 2, brk_job_parallel, -EPROTO,
+		    "job.limits.max_parallel: zero" },
 		{ 0, brk_bpf_partial, -EPROTO,
 		    "setup.seccomp_bpf: 12 bytes are not whole 8-byte" },
 		{ 0, brk_bpf_long, -EPROTO,
@@ -1110,7 +1112,8 @@ fill_message(ProtobufCMessage *m, unsigned int depth)
 		fill_value(f, &l[i], base + f->offset, depth);
 		if (f->type != PROTOBUF_C_TYPE_STRING &&
 		    f->type != PROTOBUF_C_TYPE_MESSAGE)
-			*(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+			*(protobuf_c_boolean *)(base +
+			    f->quantifier_offset) = 1;
 	}
 }
 
