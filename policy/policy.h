@@ -130,6 +130,13 @@ int policy_show(const struct policy *, FILE *out);
 const struct policy_limits *policy_limits(const struct policy *);
 
 /*
+ * The native name of syscall nr ("execve"), for reporting a seccomp kill;
+ * NULL when nr names none.  Returns a static buffer that the next call
+ * overwrites.
+ */
+const char *policy_syscall_name(int nr);
+
+/*
  * Set every limit with setrlimit(2).  Async-signal-safe (no allocation, no
  * locks): meant for the child between fork and exec.  Returns 0 or the
  * negative errno of the first limit that could not be set.

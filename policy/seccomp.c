@@ -394,6 +394,20 @@ policy_seccomp_show(const struct policy_seccomp *sc, FILE *out)
 	return ferror(out) ? -EIO : 0;
 }
 
+const char *
+policy_syscall_name(int nr)
+{
+	static char name[SC_NAME_MAX];
+	char *s;
+
+	if (nr < 0 || (s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE,
+	    nr)) == NULL)
+		return NULL;
+	snprintf(name, sizeof(name), "%s", s);
+	free(s);
+	return name;
+}
+
 void
 policy_seccomp_free(struct policy_seccomp *sc)
 {
