@@ -231,7 +231,7 @@ static const struct config_key config_keys[] = {
 	{ "api", "jwt_issuer", CT_URL, "", 8, 1024,
 	    OFF(api.jwt_issuer), 0, "jwt-secret",
 	    "expected 'iss' of Supabase JWTs; empty: not checked" },
-	{ "api", "jwt_audience", CT_NAME, "authenticated", 1, 128,
+	{ "api", "jwt_audience", CT_STRING, "authenticated", 1, 128,
 	    OFF(api.jwt_audience), CK_REQUIRED, NULL,
 	    "expected 'aud' of Supabase JWTs" },
 	{ "api", "jwks_url", CT_URL, "", 8, 1024,
@@ -1092,6 +1092,44 @@ config_set(struct config_parse *p, const struct config_key *k, const char *v)
 }
 
 /*
+ * A "[section]" line from t to end: a known section, and nothing after it
+ * but a comment.  inih would ignore the rest of the line; a lone '['
+ * without ']' is left to inih, which reports it.
+ */
+static bool
+config_check_section(struct config_parse *p, const char *t, const char *end)
+{
+	const char *close = memchr(t, ']', (size_t)(end - t)), *near, *rest;
+	char q[CONFIG_QUOTE_MAX], name[64];
+	struct buf list;
+
+	if (close == NULL)
+		return true;
+	snprintf(name, sizeof(name), "%.*s", (int)(close - t - 1), t + 1);
+	if (!config_section_known(t + 1, (size_t)(close - t - 1))) {
+		near = config_suggest(NULL, name);
+		buf_init(&list, 0);
+		config_list(&list, NULL);
+		config_fail(p, p->lineno, "[%s]: unknown section%s%s%s; "
+		    "allowed: %s", config_quote(q, sizeof(q), name),
+		    near != NULL ? " (did you mean [" : "",
+		    near != NULL ? near : "", near != NULL ? "]?)" : "",
+		    list.data);
+		buf_release(&list);
+		return false;
+	}
+	rest = close + 1 + strspn(close + 1, " \t\r");
+	if (rest < end && ((*rest != ';' && *rest != '#') ||
+	    rest == close + 1)) {
+		config_fail(p, p->lineno, "[%s]: text after the section "
+		    "header; allowed: '[%s]' alone, or followed by ' ; comment'",
+		    name, name);
+		return false;
+	}
+	return true;
+}
+
+/*
  * inih's line source.  Hands over one line, refusing what inih would get
  * wrong (a line longer than its buffer, which it would cut short silently)
  * and what we can judge from the raw text (bad UTF-8, unknown sections).
@@ -1101,8 +1139,7 @@ static char *
 config_reader(char *str, int num, void *stream)
 {
 	struct config_parse *p = stream;
-	const char *s = p->pos, *t, *close;
-	char q[CONFIG_QUOTE_MAX];
+	const char *s = p->pos, *t;
 	size_t len, take;
 
 	if (p->failed || *s == '\0')
@@ -1127,25 +1164,8 @@ config_reader(char *str, int num, void *stream)
 	if (p->lineno == 1 && len >= 3 && memcmp(t, "\xef\xbb\xbf", 3) == 0)
 		t += 3;
 	t += strspn(t, " \t");
-	if (*t == '[' && (close = memchr(t, ']', len - (size_t)(t - s))) &&
-	    !config_section_known(t + 1, (size_t)(close - t - 1))) {
-		const char *near;
-		char name[64];
-		struct buf list;
-
-		snprintf(name, sizeof(name), "%.*s", (int)(close - t - 1),
-		    t + 1);
-		near = config_suggest(NULL, name);
-		buf_init(&list, 0);
-		config_list(&list, NULL);
-		config_fail(p, p->lineno, "[%s]: unknown section%s%s%s; "
-		    "allowed: %s", config_quote(q, sizeof(q), name),
-		    near != NULL ? " (did you mean [" : "",
-		    near != NULL ? near : "", near != NULL ? "]?)" : "",
-		    list.data);
-		buf_release(&list);
+	if (*t == '[' && !config_check_section(p, t, s + len))
 		return NULL;
-	}
 	memcpy(str, s, take);
 	str[take] = '\0';
 	return str;
@@ -1492,7 +1512,7 @@ config_dump(const struct config *cfg, FILE *fp)
 
 	buf_init(&masked, 0);
 	fprintf(fp, "# vetsyncd configuration: every key, defaults included"
-	    "\n# loaded from %s\n", cfg->path != NULL ? cfg->path : "(none)");
+	    "\n# loaded from %s\n", log_q(cfg->path));
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 		const char *text = config_value_text(v, sizeof(v), cfg, k);

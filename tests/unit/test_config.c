@@ -332,8 +332,8 @@ test_accepted_values(void **state)
 	config_free(cfg);
 
 	/* An optional key set empty is unset; a later section reopens. */
-	cfg = load_ok("[api]\ntls_cert =\n[log]\nlevel = warning\n[api]\n"
-	    "tls_key =\n");
+	cfg = load_ok("[api]\ntls_cert =\n[log] ; diagnostics\n"
+	    "level = warning\n[api]\t# again\ntls_key =\n");
 	assert_null(cfg->api.tls_cert);
 	assert_null(cfg->api.tls_key);
 	assert_int_equal(cfg->log.level, CONFIG_LOG_WARNING);
@@ -353,6 +353,12 @@ static const struct {
 	  NAME ":1: [clinics]: unknown section; allowed: [database], [idexx], "
 	  "[schedule], [workers], [discharge], [api], [alerts], [posthog], "
 	  "[instance], [log]" },
+	{ "[log] level = debug\n",
+	  NAME ":1: [log]: text after the section header; allowed: '[log]' "
+	  "alone, or followed by ' ; comment'" },
+	{ "[log];x\n",
+	  NAME ":1: [log]: text after the section header; allowed: '[log]' "
+	  "alone, or followed by ' ; comment'" },
 	{ "[database]\nconninf = x\n",
 	  NAME ":2: [database] conninf 'x': unknown key (did you mean "
 	  "'conninfo'?); allowed: conninfo, connect_timeout, "
