@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 
+#include "proto/frame.h"
 #include "policy/policy.h"
 
 #include "supervisor/cgroup.h"
@@ -133,6 +134,9 @@ spawn_worker(const struct spawn_params *p, pid_t *ret_pid, int *ret_fd)
 		r = -errno;
 		goto fail;
 	}
+	if ((r = frame_socket_init(sv[0])) < 0 ||
+	    (r = frame_socket_init(sv[1])) < 0)
+		goto fail;
 	/* The worker's end blocks: it has nothing else to do. */
 	if (fcntl(sv[1], F_SETFL, 0) == -1) {
 		r = -errno;

@@ -34,7 +34,7 @@ max_concurrent = 4
 memory_max = 64M
 cpu_max = 0.5
 tasks_max = 16
-job_timeout = 4s
+job_timeout = 10s
 silence_timeout = 2s
 stop_timeout = 2s
 backoff_initial = 1s
@@ -122,8 +122,12 @@ case "$detail" in
 esac
 check "fork is a seccomp violation" [ "$(exit_class forkbomb-1)" = seccomp_violation ]
 check "ptrace is a seccomp violation" [ "$(exit_class ptrace-1)" = seccomp_violation ]
-check "opening /etc/shadow is refused (EACCES), the worker exits cleanly" \
-    sh -c "[ \"\$(exit_class shadow-1)\" = clean ] && grep -q 'open /etc/shadow: EACCES' '$tmp/vetsyncd.log'"
+if [ "$(exit_class shadow-1)" = clean ] &&
+    grep -q 'open /etc/shadow: EACCES' "$tmp/vetsyncd.log"; then
+	ok "opening /etc/shadow is refused (EACCES), the worker reports it"
+else
+	not_ok "opening /etc/shadow is refused (EACCES), the worker reports it"
+fi
 check "connecting to 127.0.0.1:5432 is refused (EACCES)" \
     grep -q 'connect 127.0.0.1:5432: EACCES' "$tmp/vetsyncd.log"
 check "a memory bomb is OOM-killed by the cgroup" [ "$(exit_class membomb-1)" = out_of_memory ]
@@ -136,12 +140,16 @@ check "a message out of state is a protocol violation" [ "$(exit_class outofstat
 check "a frame for another job is a protocol violation" [ "$(exit_class wrongjob-1)" = protocol_violation ]
 check "a silent worker is killed by the silence timeout" [ "$(exit_class silent-1)" = silence_timeout ]
 check "a good clinic completes among them" [ "$(exit_class ok-2)" = clean ]
-check "invalid credentials hold the clinic at once" \
-    sh -c "[ $(count_event credentials_suspended invalid-1) -eq 1 ] && ctl status | grep -q 'invalid-1 held'"
+if [ "$(count_event credentials_suspended invalid-1)" -eq 1 ] &&
+    ctl status | grep -q 'invalid-1 held'; then
+	ok "invalid credentials hold the clinic at once"
+else
+	not_ok "invalid credentials hold the clinic at once"
+fi
 
 # The job timeout, with progress flowing (so silence never fires).
 ctl sync --user slow-1 >/dev/null
-wait_for 15 has_exit slow-1
+wait_for 20 has_exit slow-1
 check "a chatty job past its wall-clock limit is killed (timeout)" [ "$(exit_class slow-1)" = timeout ]
 
 # Failures back off and retry; three in a row open the circuit.
@@ -180,7 +188,7 @@ check "the supervisor still serves after every violation" [ "$(exit_class ok-3)"
 
 # A reload with a bad configuration is refused; the daemon keeps running.
 cp "$tmp/vetsyncd.conf" "$tmp/good.conf"
-printf '[workers]\nmemory_max = lots\n' >> "$tmp/vetsyncd.conf"
+sed -i 's/^memory_max = 64M/memory_max = lots/' "$tmp/vetsyncd.conf"
 kill -HUP "$daemon"
 wait_for 5 grep -q 'reload refused' "$tmp/vetsyncd.log"
 check "SIGHUP with a bad configuration is refused and names the problem" \
@@ -195,8 +203,11 @@ rc=0
 wait "$daemon" || rc=$?
 daemon=
 check "SIGTERM stops vetsyncd with exit status 0" [ "$rc" -eq 0 ]
-check "no worker process is left behind" \
-    sh -c "! pgrep -f '$top_builddir/tests/hostile_worker' >/dev/null"
+if pgrep -x hostile_worker >/dev/null; then
+	not_ok "no worker process is left behind"
+else
+	ok "no worker process is left behind"
+fi
 if grep -q 'secret-password' "$tmp/vetsyncd.log" "$spool"; then
 	not_ok "no password in the log or the audit spool"
 else

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Benchmark (not a test): worker spawn-to-ready time and supervisor memory.
+#
+#   make bench            (from the build directory, as root)
+#
+# Starts vetsyncd with tests/hostile_worker (which enters the exact worker
+# sandbox and behaves: "ok" clinics), queues N clinics (default 1000), and
+# reports, from the audit spool, the median and 90th percentile of
+# spawn_to_ready_us (fork -> exec -> sandbox -> Hello received), and the
+# supervisor's peak RSS with every clinic known.
+set -eu
+: "${top_srcdir:?}" "${top_builddir:?}"
+n=${BENCH_CLINICS:-1000}
+tmp=$(mktemp -d /tmp/vetsync-bench.XXXXXX)
+chmod 755 "$tmp"
+trap 'kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/state" "$tmp/creds"
+chmod 700 "$tmp/creds"
+echo profile > "$tmp/profile.conf"
+cat > "$tmp/vetsyncd.conf" <<CONF
+[idexx]
+profile = $tmp/profile.conf
+base_url = http://127.0.0.1:18443
+[workers]
+binary = $top_builddir/tests/hostile_worker
+policy_dir = $top_srcdir/policy
+user = nobody
+group = nogroup
+max_concurrent = ${BENCH_CONCURRENT:-8}
+[instance]
+name = bench$$
+CONF
+i=1
+while [ $i -le "$n" ]; do
+	printf 'u\np\n' > "$tmp/creds/idexx-ok-$i"
+	chmod 600 "$tmp/creds/idexx-ok-$i"
+	i=$((i + 1))
+done
+CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncd" \
+    -c "$tmp/vetsyncd.conf" -S "$tmp/sock" -s "$tmp/state" 2>"$tmp/log" &
+pid=$!
+while [ ! -S "$tmp/sock" ]; do sleep 0.05; done
+start=$(date +%s.%N)
+i=1
+while [ $i -le "$n" ]; do
+	"$top_builddir/vetsyncctl" -S "$tmp/sock" sync --user "ok-$i" >/dev/null
+	i=$((i + 1))
+done
+while [ "$(grep -c '"event":"worker_exit"' "$tmp/state/audit.spool")" -lt "$n" ]; do
+	sleep 0.2
+done
+end=$(date +%s.%N)
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+jq -r 'select(.event=="worker_exit") | .spawn_to_ready_us' "$tmp/state/audit.spool" |
+    sort -n > "$tmp/ready"
+cnt=$(wc -l < "$tmp/ready")
+med=$(sed -n "$(( (cnt + 1) / 2 ))p" "$tmp/ready")
+p90=$(sed -n "$(( cnt * 9 / 10 ))p" "$tmp/ready")
+ok=$(jq -r 'select(.event=="worker_exit" and .class=="clean") | .class' "$tmp/state/audit.spool" | wc -l)
+echo "clinics: $n, clean exits: $ok, wall: $(echo "$end - $start" | bc) s"
+echo "spawn to ready: median $med us, p90 $p90 us"
+echo "supervisor peak RSS with $n clinics known: $rss kB"
