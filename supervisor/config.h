@@ -9,6 +9,9 @@
  *
  * Secrets never live here (see secrets.h).  Durations are milliseconds,
  * sizes bytes, fractions millionths, clock times minutes after midnight.
+ * The string of an optional key left empty (api.tls_cert,
+ * discharge.qstash_url, alerts.smtp_url, ...) is NULL; those of required
+ * keys never are.  A struct config owns its strings.
  */
 #ifndef VS_SUPERVISOR_CONFIG_H
 #define VS_SUPERVISOR_CONFIG_H
