@@ -43,6 +43,7 @@
 #define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_QUOTE_MAX	72	/* bytes of a value quoted in errors */
 #define ZONEINFO_DIR		"/usr/share/zoneinfo/"
+#define ALNUM	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 #define SEC	1000ULL
 #define MIN	(60 * SEC)
@@ -107,8 +108,9 @@ static const struct config_key config_keys[] = {
 	    OFF(database.statement_timeout_ms), 0, NULL,
 	    "longest statement before PostgreSQL cancels it" },
 
-	{ "idexx", "profile", CT_PATH, VS_SYSCONFDIR "/vetsync/neo-profile.conf",
-	    1, PATH_MAX - 1, OFF(idexx.profile), CK_REQUIRED, NULL,
+	{ "idexx", "profile", CT_PATH,
+	    VS_SYSCONFDIR "/vetsync/neo-profile.conf", 1, PATH_MAX - 1,
+	    OFF(idexx.profile), CK_REQUIRED, NULL,
 	    "IDEXX Neo site profile: endpoints, fields and locators" },
 	{ "idexx", "base_url", CT_URL, "https://us.idexxneo.com", 8, 1024,
 	    OFF(idexx.base_url), CK_REQUIRED, NULL,
@@ -243,7 +245,7 @@ static const struct config_key config_keys[] = {
 
 	{ "alerts", "smtp_url", CT_SMTP_URL, "", 8, 1024,
 	    OFF(alerts.smtp_url), 0, "smtp-password",
-	    "mail server, smtp:// or smtps://[user@]host[:port]; empty: no mail" },
+	    "mail server, smtp(s)://[user@]host[:port]; empty: no mail" },
 	{ "alerts", "from", CT_EMAIL, "", 3, 254,
 	    OFF(alerts.from), 0, NULL,
 	    "sender address of alert mail" },
@@ -278,7 +280,7 @@ static const struct config_key config_keys[] = {
 
 	{ "instance", "name", CT_NAME, "", 1, 64,
 	    OFF(instance.name), CK_REQUIRED | CK_HOSTNAME, NULL,
-	    "this vetsyncd among those sharing the database; default: host name" },
+	    "this vetsyncd among those sharing the database" },
 	{ "instance", "lease_time", CT_DURATION, "60s", 10 * SEC, 1 * HOUR,
 	    OFF(instance.lease_time_ms), 0, NULL,
 	    "how long a clinic stays claimed without a heartbeat" },
@@ -593,8 +595,7 @@ config_name_ok(const char *v)
 {
 	if (*v == '-')
 		return false;
-	return v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789._-")] == '\0';
+	return v[strspn(v, ALNUM "._-")] == '\0';
 }
 
 static bool
@@ -611,8 +612,7 @@ config_email_ok(const char *v, size_t len)
 		    strchr("<>()[]\\,;:\"", v[i]) != NULL)
 			return false;
 	for (i = (size_t)(at - v) + 1; i < len; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789.-", v[i]) == NULL)
+		if (strchr(ALNUM ".-", v[i]) == NULL)
 			return false;
 	return true;
 }
@@ -687,8 +687,7 @@ config_url_ok(const char *v, bool http)
 	} else {
 		const char *t = host;
 
-		while (t < end && strchr("abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", *t) != NULL)
+		while (t < end && strchr(ALNUM ".-", *t) != NULL)
 			t++;
 		if (t == host || (t < end && *t != ':'))
 			return false;
@@ -757,8 +756,7 @@ config_timezone_ok(const char *v)
 		return true;
 	if (v[0] == '/' || v[0] == '\0' || strstr(v, "..") != NULL ||
 	    strlen(v) > 64 ||
-	    v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789/_-+")] != '\0')
+	    v[strspn(v, ALNUM "/_-+")] != '\0')
 		return false;
 	snprintf(path, sizeof(path), "%s%s", ZONEINFO_DIR, v);
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -862,8 +860,8 @@ config_type_help(const struct config_key *k)
 	case CT_EMAILS:
 		return "addresses such as ops@example.com, separated by ','";
 	case CT_CONNINFO:
-		return "a libpq connection string such as 'host=/run/postgresql "
-		    "dbname=vetsync'";
+		return "a libpq connection string such as "
+		    "'host=/run/postgresql dbname=vetsync'";
 	case CT_PATH:
 		return "an absolute path without '..'";
 	case CT_URL:
@@ -1122,8 +1120,8 @@ config_check_section(struct config_parse *p, const char *t, const char *end)
 	if (rest < end && ((*rest != ';' && *rest != '#') ||
 	    rest == close + 1)) {
 		config_fail(p, p->lineno, "[%s]: text after the section "
-		    "header; allowed: '[%s]' alone, or followed by ' ; comment'",
-		    name, name);
+		    "header; allowed: '[%s]' alone, or followed by "
+		    "' ; comment'", name, name);
 		return false;
 	}
 	return true;
@@ -1220,8 +1218,8 @@ config_handler(void *user, const char *section, const char *name,
 		else
 			config_list(&list, section);
 		/* A secret-named key's value is not repeated. */
-		config_fail(p, p->lineno, "[%s] %s '%s': unknown key%s%s%s%s%s%s"
-		    "; allowed: %s", section, qn,
+		config_fail(p, p->lineno, "[%s] %s '%s': unknown "
+		    "key%s%s%s%s%s%s; allowed: %s", section, qn,
 		    secretish ? "****" : config_quote(q, sizeof(q), value),
 		    near != NULL ? " (did you mean '" : "",
 		    near != NULL ? near : "", near != NULL ? "'?)" : "",

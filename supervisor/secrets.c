@@ -41,7 +41,8 @@ secret_chars_ok(const char *s, const char *allowed)
 {
 	size_t len = strlen(s);
 
-	return len > 0 && len <= SECRET_NAME_MAX && s[strspn(s, allowed)] == '\0';
+	return len > 0 && len <= SECRET_NAME_MAX &&
+	    s[strspn(s, allowed)] == '\0';
 }
 
 bool

@@ -274,7 +274,8 @@ test_full(void **state)
 	assert_string_equal(cfg->discharge.delivery_url,
 	    "https://vetsync.example.com/api/discharge/deliver");
 	assert_int_equal(cfg->discharge.retries, 5);
-	assert_string_equal(cfg->discharge.vapi_url, "https://api.vapi.example");
+	assert_string_equal(cfg->discharge.vapi_url,
+	    "https://api.vapi.example");
 	assert_string_equal(cfg->discharge.vapi_assistant_id, "asst_123");
 	assert_string_equal(cfg->discharge.vapi_phone_number_id, "pn-456");
 	assert_string_equal(cfg->api.listen, "[::1]:8443");
@@ -584,7 +585,8 @@ static const struct {
 	  NAME ":2: [alerts] smtp_url 'smtp://mail.example.com': needs "
 	  "[alerts] from, which is empty; allowed: set [alerts] from too, or "
 	  "leave [alerts] smtp_url empty" },
-	{ "[alerts]\nsmtp_url = smtp://mail.example.com\nfrom = a@example.com\n",
+	{ "[alerts]\nsmtp_url = smtp://mail.example.com\n"
+	  "from = a@example.com\n",
 	  NAME ":2: [alerts] smtp_url 'smtp://mail.example.com': needs "
 	  "[alerts] to, which is empty; allowed: set [alerts] to too, or "
 	  "leave [alerts] smtp_url empty" },
