@@ -85,7 +85,7 @@ static void
 write_policy(const char *sc, const char *ll, const char *lim)
 {
 	write_file("seccomp.policy", sc);
-	write_file("seccomp-sanitizers.policy", "allow read # asan\n");
+	write_file("seccomp-sanitizers.policy", "allow getppid # asan\n");
 	write_file("landlock.policy", ll);
 	write_file("limits.policy", lim);
 }
@@ -156,8 +156,10 @@ test_malformed(void **state)
 		  "seccomp.policy:1: syscall 'socketcall' does not exist on this architecture" },
 		{ "seccomp.policy", "a b c d e f g h i j k l m n o p q # x\n",
 		  "seccomp.policy:1: more than 16 words" },
+#ifndef VS_SANITIZERS	/* the addendum has rules of its own */
 		{ "seccomp.policy", "# only comments\n",
 		  "seccomp policy has no rules" },
+#endif
 		{ "landlock.policy", "read etc/ssl # x\n",
 		  "landlock.policy:1: 'etc/ssl': not an absolute path or ${name}" },
 		{ "landlock.policy", "connect 0 # x\n",
