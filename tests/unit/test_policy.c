@@ -267,11 +267,15 @@ test_missing(void **state)
 	    sizeof(err)), -ENOENT);
 }
 
+/* Valgrind has no seccomp(2): libseccomp cannot even start under it. */
 static struct policy *
 load_shipped(void)
 {
 	struct policy *p = NULL;
 	char dir[512], err[512];
+
+	if (under_valgrind())
+		skip();
 
 	snprintf(dir, sizeof(dir), "%s/policy", srcdir());
 	if (policy_load(dir, &p, err, sizeof(err)) != 0)
@@ -333,6 +337,8 @@ test_prepare(void **state)
 	char err[512];
 	size_t len;
 
+	if (under_valgrind())
+		skip();
 	write_policy(GOOD_SECCOMP, GOOD_LANDLOCK "connect 8080 # test\n"
 	    "require no # test\nmin-abi 2 # test\n", GOOD_LIMITS);
 	assert_int_equal(policy_load(tmpdir, &p, err, sizeof(err)), 0);
