@@ -256,7 +256,8 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 
 	c->worker = NULL;
 	n_running--;
-	c->last_outcome = ok ? "ok" : worker_exit_class_name(o->cls);
+	c->last_outcome = ok ? "ok" : o->cls == WORKER_EXIT_CLEAN ?
+	    "job_failed" : worker_exit_class_name(o->cls);
 	if (ok) {
 		c->jobs_ok++;
 		c->failures = 0;

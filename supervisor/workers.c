@@ -727,7 +727,7 @@ workers_reap(void)
 		n_workers--;
 		worker_close_channel(w);
 		worker_classify(w, status, &o);
-		if (o.cls == WORKER_EXIT_CLEAN)
+		if (o.cls == WORKER_EXIT_CLEAN && o.result_ok)
 			log_info("clinic=%s job=%llu: %s done in %llu ms "
 			    "(%llu consultations, %llu appointments)",
 			    w->clinic, (unsigned long long)w->job.id,
@@ -735,6 +735,11 @@ workers_reap(void)
 			    (unsigned long long)o.duration_ms,
 			    (unsigned long long)o.consultations,
 			    (unsigned long long)o.appointments);
+		else if (o.cls == WORKER_EXIT_CLEAN)
+			log_info("clinic=%s job=%llu: %s did not succeed; the "
+			    "worker exited cleanly", w->clinic,
+			    (unsigned long long)w->job.id,
+			    worker_job_kind_name(w->job.kind));
 		else
 			log_warnx("clinic=%s job=%llu pid=%ld: worker %s: %s",
 			    w->clinic, (unsigned long long)w->job.id,
