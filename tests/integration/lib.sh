@@ -3,6 +3,10 @@
 
 : "${top_srcdir:?run through make check}"
 : "${top_builddir:?run through make check}"
+# Automake's abs_top_srcdir may read "build/.."; paths handed to vetsyncd
+# must be canonical.
+top_srcdir=$(cd "$top_srcdir" && pwd -P)
+top_builddir=$(cd "$top_builddir" && pwd -P)
 
 tap_n=0
 tap_failed=0
