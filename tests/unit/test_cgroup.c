@@ -803,7 +803,7 @@ no_cgroups_child(void)
 
 	manager_name(name, sizeof(name), "none");
 	if (unshare(CLONE_NEWNS) != 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    umount2("/sys/fs/cgroup", MNT_DETACH) != 0)
 		return 2;
 	if (cgroup_manager_new(name, false, &m, err, sizeof(err)) !=
