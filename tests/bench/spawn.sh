@@ -2,6 +2,8 @@
 # Benchmark (not a test): worker spawn-to-ready time and supervisor memory.
 #
 #   make bench            (from the build directory, as root)
+#   BENCH_WORKER=$PWD/vetsync-worker BENCH_CLINICS=200 make bench
+#                         (the real worker: it answers "unsupported")
 #
 # Starts vetsyncd with tests/hostile_worker (which enters the exact worker
 # sandbox and behaves: "ok" clinics), queues N clinics (default 1000), and
@@ -22,7 +24,7 @@ cat > "$tmp/vetsyncd.conf" <<CONF
 profile = $tmp/profile.conf
 base_url = http://127.0.0.1:18443
 [workers]
-binary = $top_builddir/tests/hostile_worker
+binary = ${BENCH_WORKER:-$top_builddir/tests/hostile_worker}
 policy_dir = $top_srcdir/policy
 user = nobody
 group = nogroup
