@@ -151,14 +151,17 @@ frame_two_digits(const char *s)
 	return (unsigned int)(s[0] - '0') * 10 + (unsigned int)(s[1] - '0');
 }
 
-/* "YYYY-MM-DD HH:MM:SS", each part in range (days not per month). */
+/*
+ * "YYYY-MM-DD HH:MM:SS" (clinic-local) or, with utc, "YYYY-MM-DDTHH:MM:SSZ";
+ * each part in range (days not per month).
+ */
 static bool
-frame_is_localtime(const char *s, size_t len)
+frame_is_time(const char *s, size_t len, bool utc)
 {
-	static const char form[] = "dddd-dd-dd dd:dd:dd";
+	const char *form = utc ? "dddd-dd-ddTdd:dd:ddZ" : "dddd-dd-dd dd:dd:dd";
 	size_t i;
 
-	if (len != sizeof(form) - 1)
+	if (len != strlen(form))
 		return false;
 	for (i = 0; i < len; i++) {
 		if (form[i] == 'd' ? !frame_is_digit(s[i]) : s[i] != form[i])
@@ -224,8 +227,10 @@ frame_validate_string(struct frame_vctx *v, const struct frame_limit *l,
 		return frame_vfail(v, -EPROTO, "empty");
 	if (!utf8_valid(s, len))
 		return frame_vfail(v, -EPROTO, "invalid UTF-8");
-	if ((l->flags & FRAME_F_LOCALTIME) && !frame_is_localtime(s, len))
+	if ((l->flags & FRAME_F_LOCALTIME) && !frame_is_time(s, len, false))
 		return frame_vfail(v, -EPROTO, "not YYYY-MM-DD HH:MM:SS");
+	if ((l->flags & FRAME_F_UTCTIME) && !frame_is_time(s, len, true))
+		return frame_vfail(v, -EPROTO, "not YYYY-MM-DDTHH:MM:SSZ");
 	if ((l->flags & FRAME_F_HOSTNAME) && !frame_is_hostname(s, len))
 		return frame_vfail(v, -EPROTO, "not a host name");
 	if ((l->flags & FRAME_F_IPADDR) && !frame_is_ipaddr(s))

@@ -140,6 +140,7 @@ static const struct frame_limit consultation_limits[] = {
 	{ "patient", 0, 0, 0 },
 	{ "client", 0, 0, 0 },
 	{ "lines", 0, 0, FRAME_LINES_MAX },
+	{ "date_utc", FRAME_F_UTCTIME, FRAME_SHORT_MAX, 0 },
 };
 
 static const struct frame_limit appointment_limits[] = {
@@ -156,6 +157,8 @@ static const struct frame_limit appointment_limits[] = {
 	{ "reason", 0, FRAME_LINE_MAX, 0 },
 	{ "status", 0, FRAME_NAME_MAX, 0 },
 	{ "cancelled", 0, 0, 0 },
+	{ "start_utc", FRAME_F_UTCTIME, FRAME_SHORT_MAX, 0 },
+	{ "end_utc", FRAME_F_UTCTIME, FRAME_SHORT_MAX, 0 },
 };
 
 static const struct frame_limit snapshot_limits[] = {

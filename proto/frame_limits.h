@@ -53,6 +53,7 @@
 #define FRAME_F_IPADDR		0x20	/* an IPv4 or IPv6 literal */
 #define FRAME_F_SHA256		0x40	/* 64 lowercase hex digits */
 #define FRAME_F_BPF		0x80	/* whole sock_filter instructions */
+#define FRAME_F_UTCTIME		0x100	/* "YYYY-MM-DDTHH:MM:SSZ" */
 
 struct frame_limit {
 	const char *field;	/* the field's name in the .proto */

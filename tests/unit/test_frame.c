@@ -235,6 +235,7 @@ sample_appointment(struct samples *s, Vetsync__Envelope *env)
 	s->appointment.appointment_id = "4410";
 	s->appointment.start = "2026-03-10 09:00:00";
 	s->appointment.end = "2026-03-10 09:30:00";
+	s->appointment.start_utc = "2026-03-10T16:00:00Z";
 	s->appointment.patient = &s->patient;
 	s->appointment.client = &s->client;
 	s->appointment.provider = "Dr. Okafor";
@@ -783,6 +784,13 @@ brk_snapshot_body(struct samples *s)
 }
 
 static void
+brk_appointment_utc(struct samples *s)
+{
+	/* Clinic-local form where UTC is required. */
+	s->appointment.start_utc = "2026-03-10 09:00:00";
+}
+
+static void
 brk_appointment_id(struct samples *s)
 {
 	s->appointment.appointment_id = NULL;
@@ -875,6 +883,8 @@ test_bad_fields(void **state)
 		    "snapshot.body: 65537 bytes over the 65536 limit" },
 		{ 7, brk_appointment_id, -EPROTO,
 		    "appointment.appointment_id: missing" },
+		{ 7, brk_appointment_utc, -EPROTO,
+		    "appointment.start_utc: not YYYY-MM-DDTHH:MM:SSZ" },
 		{ 10, brk_event_kind, -EPROTO, "event.kind: unknown value 0" },
 		{ 11, brk_result_status, -EPROTO,
 		    "job_result.status: unknown value 42" },
@@ -1026,6 +1036,8 @@ fill_value(const ProtobufCFieldDescriptor *f, const struct frame_limit *l,
 			assert_non_null(str = malloc(32));
 			snprintf(str, 32, "2026-01-%02u 00:00:00",
 			    1 + day++ % 28);
+		} else if (l->flags & FRAME_F_UTCTIME) {
+			str = strdup("2026-01-01T00:00:00Z");
 		} else if (l->flags & FRAME_F_IPADDR)
 			str = strdup("ffff:ffff:ffff:ffff:ffff:ffff:"
 			    "255.255.255.255");
