@@ -1,8 +1,8 @@
 /*
  * A worker that misbehaves on purpose, for the containment tests.
  *
- * It starts exactly as vetsync-worker does -- channel on fd 3, Setup read,
- * the same sandbox_enter(), Hello -- and then, for its first Job, does what
+ * It starts exactly as vetsync-worker does, through the same entry_setup()
+ * -- channel on fd 3, Setup read, sandbox entered, Hello -- and then, for its first Job, does what
  * the clinic id's prefix asks ("execve-1" tries execve, "garbage-2" sends a
  * garbage frame, ...).  The supervisor is then expected to classify the
  * result, audit it and carry on.  "ok" clinics behave, so that a test can
@@ -28,9 +28,9 @@
 #include "common/clock.h"
 
 #include "proto/frame.h"
-#include "policy/policy.h"
+#include "worker/entry.h"
 
-#define CHAN 3
+#define CHAN ENTRY_CHANNEL_FD
 
 static uint64_t job_id;
 
@@ -262,57 +262,13 @@ act(const char *clinic)
 int
 main(void)
 {
-	struct sandbox_spec spec;
-	struct sandbox_report rep;
-	Vetsync__Envelope *env = NULL, out = VETSYNC__ENVELOPE__INIT;
-	Vetsync__Hello hello = VETSYNC__HELLO__INIT;
-	Vetsync__SandboxReport sb = VETSYNC__SANDBOX_REPORT__INIT;
-	const Vetsync__Setup *s;
-	uint16_t ports[16];
+	Vetsync__Envelope *env = NULL;
 	char err[256];
 
-	if (frame_recv(CHAN, &env, err, sizeof(err)) < 0 ||
-	    env->msg_case != VETSYNC__ENVELOPE__MSG_SETUP)
-		return 64;
-	s = env->setup;
-	memset(&spec, 0, sizeof(spec));
-	spec.bpf = s->seccomp_bpf.data;
-	spec.bpf_len = s->seccomp_bpf.len;
-	spec.ro_paths = (const char *const *)s->landlock_ro_paths;
-	spec.n_ro_paths = s->n_landlock_ro_paths;
-	for (size_t i = 0; i < s->n_landlock_tcp_ports && i < 16; i++)
-		ports[i] = (uint16_t)s->landlock_tcp_ports[i];
-	spec.tcp_ports = ports;
-	spec.n_tcp_ports = s->n_landlock_tcp_ports;
-	spec.min_landlock_abi = (int)s->landlock_min_abi;
-	spec.require_landlock = s->require_landlock;
-	if (sandbox_enter(&spec, &rep, err, sizeof(err)) < 0) {
+	if (entry_setup(CHAN, err, sizeof(err)) != 0) {
 		fprintf(stderr, "hostile_worker: %s\n", err);
 		return 65;
 	}
-	frame_free(env);
-
-	sb.no_new_privs = rep.no_new_privs;
-	sb.has_no_new_privs = 1;
-	sb.seccomp = rep.seccomp;
-	sb.has_seccomp = 1;
-	sb.nondumpable = rep.dumpable_off;
-	sb.has_nondumpable = 1;
-	sb.landlock_abi = (uint32_t)rep.landlock_abi;
-	sb.has_landlock_abi = 1;
-	sb.landlock_fs = rep.landlock_fs;
-	sb.has_landlock_fs = 1;
-	sb.landlock_net = rep.landlock_net;
-	sb.has_landlock_net = 1;
-	hello.protocol_version = FRAME_PROTOCOL_VERSION;
-	hello.has_protocol_version = 1;
-	hello.pid = (uint32_t)getpid();
-	hello.has_pid = 1;
-	hello.sandbox = &sb;
-	out.msg_case = VETSYNC__ENVELOPE__MSG_HELLO;
-	out.hello = &hello;
-	send_env(&out);
-
 	if (frame_recv(CHAN, &env, err, sizeof(err)) < 0)
 		return 66;
 	if (env->msg_case != VETSYNC__ENVELOPE__MSG_JOB)
