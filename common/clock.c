@@ -19,6 +19,16 @@ clock_mono_ms(void)
 	return clock_mono_ns() / 1000000u;
 }
 
+struct timeval
+clock_timeval_ms(uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
 int64_t
 clock_wall_ms(void)
 {

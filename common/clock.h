@@ -5,12 +5,17 @@
 #ifndef VS_COMMON_CLOCK_H
 #define VS_COMMON_CLOCK_H
 
+#include <sys/time.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
 /* Monotonic time since an arbitrary origin. */
 uint64_t clock_mono_ns(void);
 uint64_t clock_mono_ms(void);
+
+/* A duration in milliseconds as a struct timeval (for event timers). */
+struct timeval clock_timeval_ms(uint64_t ms);
 
 /* Wall-clock time since the Unix epoch. */
 int64_t clock_wall_ms(void);

@@ -282,8 +282,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 			delay = clinic_backoff_ms(c->failures);
 			c->state = CLINIC_BACKOFF;
 			c->retry_at_ms = clock_mono_ms() + delay;
-			tv.tv_sec = (time_t)(delay / 1000);
-			tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
+			tv = clock_timeval_ms(delay);
 			evtimer_add(c->retry_timer, &tv);
 			log_info("clinic=%s: failure %u (%s), retry in %llu ms",
 			    c->id, c->failures, c->last_outcome,

@@ -277,7 +277,6 @@ static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct timeval tv;
-	uint64_t ms;
 
 	switch (sig) {
 	case SIGTERM:
@@ -288,9 +287,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		notify_send("STOPPING=1");
 		sv->stopping = true;
 		clinics_stop();
-		ms = sv->config->workers.stop_timeout_ms + 500;
-		tv.tv_sec = (time_t)(ms / 1000);
-		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+		tv = clock_timeval_ms(sv->config->workers.stop_timeout_ms + 500);
 		evtimer_add(stop_timer, &tv);
 		maybe_exit();
 		break;
@@ -478,8 +475,7 @@ main(int argc, char **argv)
 	}
 	notify_send("READY=1");
 	if ((wd = notify_watchdog_ms()) > 0) {
-		struct timeval tv = { (time_t)(wd / 2000),
-		    (suseconds_t)((wd / 2) % 1000) * 1000 };
+		struct timeval tv = clock_timeval_ms(wd / 2);
 
 		watchdog_timer = event_new(sv->base, -1, EV_PERSIST,
 		    watchdog_cb, NULL);

@@ -174,10 +174,8 @@ worker_state_name(const struct worker *w)
 static void
 timer_set(struct event *ev, uint64_t ms)
 {
-	struct timeval tv;
+	struct timeval tv = clock_timeval_ms(ms);
 
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(ev, &tv);
 }
 

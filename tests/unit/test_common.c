@@ -290,8 +290,11 @@ test_clock(void **state)
 {
 	char out[CLOCK_RFC3339_LEN];
 	uint64_t a = clock_mono_ns(), b = clock_mono_ns();
+	struct timeval tv = clock_timeval_ms(90500);
 
 	assert_true(b >= a);
+	assert_int_equal(tv.tv_sec, 90);
+	assert_int_equal(tv.tv_usec, 500000);
 	assert_string_equal(clock_format_rfc3339(0, out, sizeof(out)),
 	    "1970-01-01T00:00:00.000Z");
 	assert_string_equal(clock_format_rfc3339(1795000000123LL, out,
