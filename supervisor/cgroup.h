@@ -25,6 +25,8 @@
 #ifndef VS_SUPERVISOR_CGROUP_H
 #define VS_SUPERVISOR_CGROUP_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +113,14 @@ const char *cgroup_clinic_name(const struct cgroup_clinic *);
  * logging.  Returns 0 or -errno.
  */
 int cgroup_clinic_join(const struct cgroup_clinic *);
+
+/*
+ * Move process pid (a spare worker started elsewhere) into the clinic's
+ * cgroup(s).  On v1 its memory charges move with it where the kernel
+ * still supports memory.move_charge_at_immigrate; on v2 they stay with
+ * the cgroup that made them.  Returns 0 or -errno.
+ */
+int cgroup_clinic_attach(const struct cgroup_clinic *, pid_t pid);
 
 /* Read the counters; fields this kernel lacks are CGROUP_STAT_UNKNOWN. */
 int cgroup_clinic_stats(const struct cgroup_clinic *, struct cgroup_stats *ret);

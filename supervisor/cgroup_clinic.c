@@ -80,6 +80,10 @@ cg_v1_memory(int fd, const struct cgroup_limits *l, bool has_swap)
 	 * on old kernels; the memsw cap is what stops swapping. */
 	if ((r = cgroup_write(fd, "memory.swappiness", "0")) != 0)
 		log_debug("cgroup: memory.swappiness: %s", strerror(-r));
+	/* A spare worker moved in brings its charges along (both kinds). */
+	if ((r = cgroup_write(fd, "memory.move_charge_at_immigrate", "3")) != 0)
+		log_debug("cgroup: memory.move_charge_at_immigrate: %s",
+		    strerror(-r));
 	return 0;
 }
 
@@ -196,6 +200,25 @@ cgroup_clinic_join(const struct cgroup_clinic *c)
 			n = write(c->procs[i], "0", 1);
 		while (n == -1 && errno == EINTR);
 		if (n != 1)
+			return n == -1 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+int
+cgroup_clinic_attach(const struct cgroup_clinic *c, pid_t pid)
+{
+	char buf[24];
+	int len = snprintf(buf, sizeof(buf), "%ld", (long)pid);
+	size_t i;
+
+	for (i = 0; i < c->n; i++) {
+		ssize_t n;
+
+		do
+			n = write(c->procs[i], buf, (size_t)len);
+		while (n == -1 && errno == EINTR);
+		if (n != len)
 			return n == -1 ? -errno : -EIO;
 	}
 	return 0;

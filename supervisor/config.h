@@ -70,6 +70,7 @@ struct config {
 		uint64_t backoff_initial_ms;
 		uint64_t backoff_max_ms;
 		unsigned failure_threshold;	/* circuit breaker */
+		unsigned prespawn;	/* spare workers kept ready */
 		char *binary;		/* vetsync-worker */
 		char *policy_dir;
 		char *user;		/* identity when started as root */

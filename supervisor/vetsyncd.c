@@ -246,6 +246,8 @@ reload(void)
 		return;
 	}
 	log_info("configuration reloaded from %s", config_path);
+	workers_retire_spares();
+	workers_prespawn();
 	audit_record("config_reloaded", NULL, 0, NULL);
 	clinics_pump();
 }
@@ -473,6 +475,7 @@ main(int argc, char **argv)
 		    json_string(sv->policy_sha256));
 		audit_record("supervisor_started", NULL, 0, f);
 	}
+	workers_prespawn();
 	notify_send("READY=1");
 	if ((wd = notify_watchdog_ms()) > 0) {
 		struct timeval tv = clock_timeval_ms(wd / 2);
@@ -488,6 +491,7 @@ main(int argc, char **argv)
 	audit_record("supervisor_stopped", NULL, 0, NULL);
 	control_close();
 	clinics_free_all();
+	workers_release();
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigev[i]);
 	event_free(stop_timer);

@@ -9,6 +9,14 @@
  * and any state -> DEAD once it is killed or closes its channel.  The
  * struct lives until the process is reaped, so that a pid is never
  * forgotten and no zombie is left behind.
+ *
+ * Spares (workers.prespawn): fork, exec and library start-up cost tens of
+ * milliseconds, most of it the dynamic loader.  So a few workers are
+ * started ahead, SPARE_STARTING -> SPARE: exec'd, sandboxed, Hello
+ * received, holding nothing of any clinic, waiting in a cgroup of their
+ * own.  A job takes one: it is moved into the clinic's cgroup and sent
+ * the Job at once (-> RUNNING), and a new spare is started behind it.
+ * Each job still runs in a process no other job has used.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -46,7 +54,12 @@ enum worker_state {
 	W_CANCELLING = 1 << 2,
 	W_FINISHING = 1 << 3,
 	W_DEAD = 1 << 4,
+	W_SPARE_STARTING = 1 << 5,
+	W_SPARE = 1 << 6,
 };
+
+/* Spares that die before their Hello this many times in a row: stop. */
+#define SPARE_FAILURES_MAX 3
 
 struct worker {
 	struct worker_job job;
@@ -69,6 +82,8 @@ struct worker {
 
 	uint64_t spawn_ns;
 	uint64_t ready_ns;
+	bool pooled;			/* was a spare */
+	bool is_spare;			/* in the pool, no job yet */
 	bool have_result;
 	int result_status;
 	uint64_t consultations, appointments, requests;
@@ -77,6 +92,9 @@ struct worker {
 
 static TAILQ_HEAD(, worker) all_workers = TAILQ_HEAD_INITIALIZER(all_workers);
 static unsigned n_workers;
+static unsigned n_spares;		/* starting or ready */
+static unsigned spare_failures;		/* consecutive, before Hello */
+static struct cgroup_clinic *spare_cgroup;
 
 typedef int (*dispatch_fn)(struct worker *, const Vetsync__Envelope *);
 
@@ -95,7 +113,8 @@ static const struct {
 	unsigned states;
 	dispatch_fn fn;
 } dispatch_table[] = {
-	{ VETSYNC__ENVELOPE__MSG_HELLO, W_HELLO_WAIT, on_hello },
+	{ VETSYNC__ENVELOPE__MSG_HELLO, W_HELLO_WAIT | W_SPARE_STARTING,
+	    on_hello },
 	{ VETSYNC__ENVELOPE__MSG_PROGRESS, W_RUNNING | W_CANCELLING,
 	    on_progress },
 	{ VETSYNC__ENVELOPE__MSG_CONSULTATION, W_RUNNING | W_CANCELLING,
@@ -167,8 +186,22 @@ worker_state_name(const struct worker *w)
 		return "finishing";
 	case W_DEAD:
 		return "exiting";
+	case W_SPARE_STARTING:
+		return "spare-starting";
+	case W_SPARE:
+		return "spare";
 	}
 	return "?";
+}
+
+/* w leaves the pool of spares (taken, killed or dead). */
+static void
+spare_leave(struct worker *w)
+{
+	if (!w->is_spare)
+		return;
+	w->is_spare = false;
+	n_spares--;
 }
 
 static void
@@ -198,6 +231,7 @@ worker_kill(struct worker *w, enum worker_exit_class cls, const char *detail)
 {
 	if (w->killed)
 		return;
+	spare_leave(w);
 	w->killed = true;
 	w->kill_class = cls;
 	snprintf(w->kill_detail, sizeof(w->kill_detail), "%s", detail);
@@ -252,33 +286,15 @@ worker_send_shutdown(struct worker *w)
 	(void)worker_send(w, &env);
 }
 
+/* Build and send the Job; the worker is sandboxed and has said Hello. */
 static int
-on_hello(struct worker *w, const Vetsync__Envelope *env)
+worker_send_job(struct worker *w)
 {
-	const Vetsync__Hello *h = env->hello;
-	const Vetsync__SandboxReport *sb = h->sandbox;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	char err[FRAME_ERR_MAX];
 	ssize_t n;
 	int r;
-
-	if ((pid_t)h->pid != w->pid) {
-		worker_violation(w, "hello from pid %u, expected %ld", h->pid,
-		    (long)w->pid);
-		return -EPROTO;
-	}
-	if (!sb->seccomp || !sb->no_new_privs || !sb->nondumpable) {
-		worker_violation(w, "worker is not sandboxed (seccomp %d, "
-		    "no_new_privs %d, nondumpable %d)", sb->seccomp,
-		    sb->no_new_privs, sb->nondumpable);
-		return -EPROTO;
-	}
-	w->ready_ns = clock_mono_ns();
-	log_debug("clinic=%s job=%llu pid=%ld: ready in %llu us, landlock abi "
-	    "%u", w->clinic, (unsigned long long)w->job.id, (long)w->pid,
-	    (unsigned long long)((w->ready_ns - w->spawn_ns) / 1000),
-	    sb->landlock_abi);
 
 	r = jobspec_encode(&w->job, &buf, &len, err, sizeof(err));
 	if (r < 0) {
@@ -297,7 +313,42 @@ on_hello(struct worker *w, const Vetsync__Envelope *env)
 	}
 	w->state = W_RUNNING;
 	timer_set(w->job_timer, sv->config->workers.job_timeout_ms);
+	timer_set(w->silence_timer, sv->config->workers.silence_timeout_ms);
 	return 0;
+}
+
+static int
+on_hello(struct worker *w, const Vetsync__Envelope *env)
+{
+	const Vetsync__Hello *h = env->hello;
+	const Vetsync__SandboxReport *sb = h->sandbox;
+
+	if ((pid_t)h->pid != w->pid) {
+		worker_violation(w, "hello from pid %u, expected %ld", h->pid,
+		    (long)w->pid);
+		return -EPROTO;
+	}
+	if (!sb->seccomp || !sb->no_new_privs || !sb->nondumpable) {
+		worker_violation(w, "worker is not sandboxed (seccomp %d, "
+		    "no_new_privs %d, nondumpable %d)", sb->seccomp,
+		    sb->no_new_privs, sb->nondumpable);
+		return -EPROTO;
+	}
+	w->ready_ns = clock_mono_ns();
+	if (w->state == W_SPARE_STARTING) {
+		/* Ready and idle: no timer runs until a job takes it. */
+		w->state = W_SPARE;
+		spare_failures = 0;
+		evtimer_del(w->silence_timer);
+		log_debug("spare pid=%ld: ready in %llu us", (long)w->pid,
+		    (unsigned long long)((w->ready_ns - w->spawn_ns) / 1000));
+		return 0;
+	}
+	log_debug("clinic=%s job=%llu pid=%ld: ready in %llu us, landlock abi "
+	    "%u", w->clinic, (unsigned long long)w->job.id, (long)w->pid,
+	    (unsigned long long)((w->ready_ns - w->spawn_ns) / 1000),
+	    sb->landlock_abi);
+	return worker_send_job(w);
 }
 
 static bool
@@ -469,6 +520,15 @@ worker_cancel(struct worker *w, const char *why)
 
 	if (w->state & (W_DEAD | W_CANCELLING | W_FINISHING))
 		return;
+	if (w->state & (W_SPARE | W_SPARE_STARTING)) {
+		spare_leave(w);
+		w->killed = true;	/* quietly: it never had a job */
+		w->kill_class = WORKER_EXIT_CANCELLED;
+		kill(w->pid, SIGKILL);
+		w->state = W_DEAD;
+		worker_close_channel(w);
+		return;
+	}
 	log_info("clinic=%s job=%llu: cancelling: %s", w->clinic,
 	    (unsigned long long)w->job.id, why);
 	if (w->state == W_HELLO_WAIT) {
@@ -503,20 +563,22 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-int
-worker_start(const struct worker_job *job, worker_done_cb done, void *arg,
-    struct worker **ret_worker)
+static struct worker *
+worker_new(void)
 {
-	struct cgroup_limits limits;
-	struct spawn_params sp;
-	struct worker *w;
-	ssize_t n;
-	int r;
+	struct worker *w = xcalloc(1, sizeof(*w));
 
-	w = xcalloc(1, sizeof(*w));
 	w->fd = -1;
 	w->pid = -1;
 	w->result_status = -1;
+	return w;
+}
+
+/* Copy the job into w (the strings into w's own buffers). */
+static void
+worker_set_job(struct worker *w, const struct worker_job *job,
+    worker_done_cb done, void *arg)
+{
 	w->job = *job;
 	snprintf(w->clinic, sizeof(w->clinic), "%s", job->clinic);
 	snprintf(w->timezone, sizeof(w->timezone), "%s",
@@ -525,32 +587,40 @@ worker_start(const struct worker_job *job, worker_done_cb done, void *arg,
 	w->job.timezone = w->timezone;
 	w->done = done;
 	w->done_arg = arg;
+}
 
-	if (sv->cgroups != NULL) {
-		cgroup_limits_from_config(&limits,
-		    sv->config->workers.memory_max,
-		    sv->config->workers.cpu_max_micro,
-		    sv->config->workers.tasks_max);
-		r = cgroup_clinic_new(sv->cgroups, w->clinic, &limits,
-		    &w->cgroup);
-		if (r < 0) {
-			log_warnx("clinic=%s: cannot create its cgroup: %s",
-			    w->clinic, strerror(-r));
-			goto fail;
-		}
-	}
+static void
+limits_from_config(struct cgroup_limits *l, unsigned workers)
+{
+	cgroup_limits_from_config(l, sv->config->workers.memory_max,
+	    sv->config->workers.cpu_max_micro,
+	    sv->config->workers.tasks_max * workers);
+}
+
+/*
+ * fork + exec into cgroup cg, register the process and send it Setup.
+ * The caller has set w's state-independent fields.
+ */
+static int
+worker_spawn(struct worker *w, struct cgroup_clinic *cg,
+    enum worker_state state)
+{
+	struct spawn_params sp;
+	ssize_t n;
+	int r;
+
 	memset(&sp, 0, sizeof(sp));
 	sp.binary = sv->config->workers.binary;
-	sp.cgroup = w->cgroup;
+	sp.cgroup = cg;
 	sp.limits = policy_limits(sv->policy);
 	sp.drop_identity = sv->drop_identity;
 	sp.uid = sv->worker_uid;
 	sp.gid = sv->worker_gid;
 	w->spawn_ns = clock_mono_ns();
 	if ((r = spawn_worker(&sp, &w->pid, &w->fd)) < 0)
-		goto fail;
+		return r;
 
-	w->state = W_HELLO_WAIT;
+	w->state = state;
 	TAILQ_INSERT_TAIL(&all_workers, w, entry);
 	n_workers++;
 	w->read_ev = event_new(sv->base, w->fd, EV_READ | EV_PERSIST,
@@ -568,26 +638,165 @@ worker_start(const struct worker_job *job, worker_done_cb done, void *arg,
 	n = send(w->fd, sv->setup_frame, sv->setup_len, MSG_NOSIGNAL);
 	if (n != (ssize_t)sv->setup_len)
 		worker_kill(w, WORKER_EXIT_SPAWN, "cannot send setup");
+	return 0;
+}
+
+static void
+worker_audit_start(struct worker *w)
+{
+	json_t *f = json_object();
+
+	json_object_set_new(f, "kind",
+	    json_string(worker_job_kind_name(w->job.kind)));
+	json_object_set_new(f, "pid", json_integer(w->pid));
+	json_object_set_new(f, "pooled", json_boolean(w->pooled));
+	json_object_set_new(f, "policy_sha256", json_string(sv->policy_sha256));
+	json_object_set_new(f, "mechanism", json_string(sv->mechanism));
+	audit_record("sync_started", w->clinic, w->job.id, f);
+}
+
+/* A ready spare, taken out of the pool; NULL when none is ready. */
+static struct worker *
+spare_take(void)
+{
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &all_workers, entry)
+		if (w->state == W_SPARE) {
+			spare_leave(w);
+			return w;
+		}
+	return NULL;
+}
+
+/* Give a ready spare its job: into the clinic's cgroup, then the Job. */
+static int
+spare_assign(struct worker *w, const struct worker_job *job,
+    worker_done_cb done, void *arg)
+{
+	struct cgroup_limits limits;
+	int r;
+
+	worker_set_job(w, job, done, arg);
+	w->pooled = true;
+	/* Ready, for this job, once the Job is on its way: measure that. */
+	w->spawn_ns = clock_mono_ns();
+	if (sv->cgroups != NULL) {
+		limits_from_config(&limits, 1);
+		if ((r = cgroup_clinic_new(sv->cgroups, w->clinic, &limits,
+		    &w->cgroup)) < 0 ||
+		    (r = cgroup_clinic_attach(w->cgroup, w->pid)) < 0)
+			return r;
+	}
+	worker_audit_start(w);
+	(void)worker_send_job(w);
+	w->ready_ns = clock_mono_ns();
+	return 0;
+}
+
+int
+worker_start(const struct worker_job *job, worker_done_cb done, void *arg,
+    struct worker **ret_worker)
+{
+	struct cgroup_limits limits;
+	struct worker *w;
+	int r;
+
+	if ((w = spare_take()) != NULL) {
+		r = spare_assign(w, job, done, arg);
+		workers_prespawn();
+		if (r == 0) {
+			if (ret_worker != NULL)
+				*ret_worker = w;
+			return 0;
+		}
+		/* Could not move it: it must not run the job; start afresh. */
+		log_warnx("clinic=%s: cannot move a spare worker into its "
+		    "cgroup: %s", job->clinic, strerror(-r));
+		w->done = NULL;
+		worker_cancel(w, "spare could not be assigned");
+	}
+
+	w = worker_new();
+	worker_set_job(w, job, done, arg);
+	if (sv->cgroups != NULL) {
+		limits_from_config(&limits, 1);
+		r = cgroup_clinic_new(sv->cgroups, w->clinic, &limits,
+		    &w->cgroup);
+		if (r < 0) {
+			log_warnx("clinic=%s: cannot create its cgroup: %s",
+			    w->clinic, strerror(-r));
+			goto fail;
+		}
+	}
+	if ((r = worker_spawn(w, w->cgroup, W_HELLO_WAIT)) < 0)
+		goto fail;
 	log_debug("clinic=%s job=%llu pid=%ld: %s started", w->clinic,
 	    (unsigned long long)w->job.id, (long)w->pid,
 	    worker_job_kind_name(job->kind));
-	{
-		json_t *f = json_object();
-
-		json_object_set_new(f, "kind",
-		    json_string(worker_job_kind_name(job->kind)));
-		json_object_set_new(f, "pid", json_integer(w->pid));
-		json_object_set_new(f, "policy_sha256",
-		    json_string(sv->policy_sha256));
-		json_object_set_new(f, "mechanism", json_string(sv->mechanism));
-		audit_record("sync_started", w->clinic, w->job.id, f);
-	}
+	worker_audit_start(w);
 	if (ret_worker != NULL)
 		*ret_worker = w;
 	return 0;
 fail:
 	worker_free(w);
 	return r;
+}
+
+void
+workers_prespawn(void)
+{
+	struct cgroup_limits limits;
+	struct worker *w;
+	unsigned want = sv->config->workers.prespawn;
+	int r;
+
+	if (sv->stopping || spare_failures >= SPARE_FAILURES_MAX)
+		return;
+	if (want > 0 && spare_cgroup == NULL && sv->cgroups != NULL) {
+		limits_from_config(&limits, want);
+		r = cgroup_clinic_new(sv->cgroups, "_spares", &limits,
+		    &spare_cgroup);
+		if (r < 0) {
+			log_warnx("cannot create the spare workers' cgroup: %s; "
+			    "starting workers on demand", strerror(-r));
+			spare_failures = SPARE_FAILURES_MAX;
+			return;
+		}
+	}
+	while (n_spares < want) {
+		w = worker_new();
+		snprintf(w->clinic, sizeof(w->clinic), "-");
+		w->job.clinic = w->clinic;
+		w->is_spare = true;
+		if ((r = worker_spawn(w, spare_cgroup, W_SPARE_STARTING)) < 0) {
+			log_warnx("cannot start a spare worker: %s",
+			    strerror(-r));
+			worker_free(w);
+			return;
+		}
+		n_spares++;
+	}
+}
+
+void
+workers_retire_spares(void)
+{
+	struct worker *w, *next;
+
+	for (w = TAILQ_FIRST(&all_workers); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (w->is_spare)
+			worker_cancel(w, "retired");
+	}
+	spare_failures = 0;
+}
+
+void
+workers_release(void)
+{
+	cgroup_clinic_free(spare_cgroup);
+	spare_cgroup = NULL;
 }
 
 /* Turn a wait status into an outcome. */
@@ -725,6 +934,24 @@ workers_reap(void)
 		n_workers--;
 		worker_close_channel(w);
 		worker_classify(w, status, &o);
+		if (w->done == NULL) {
+			/* A spare: it never had a job, so nothing to audit. */
+			bool retired = w->killed &&
+			    w->kill_class == WORKER_EXIT_CANCELLED;
+
+			spare_leave(w);
+			if (!retired)
+				log_warnx("spare worker pid=%ld: %s: %s",
+				    (long)pid, worker_exit_class_name(o.cls),
+				    o.detail);
+			if (!retired && w->ready_ns == 0 &&
+			    ++spare_failures == SPARE_FAILURES_MAX)
+				log_warnx("spare workers keep failing to "
+				    "start; starting workers on demand");
+			worker_free(w);
+			workers_prespawn();
+			continue;
+		}
 		if (o.cls == WORKER_EXIT_CLEAN && o.result_ok)
 			log_info("clinic=%s job=%llu: %s done in %llu ms "
 			    "(%llu consultations, %llu appointments)",

@@ -82,6 +82,19 @@ void worker_cancel(struct worker *, const char *why);
 void worker_kill(struct worker *, enum worker_exit_class cls,
     const char *detail);
 
+/*
+ * Keep workers.prespawn spare workers started and sandboxed (see
+ * workers.c).  Safe to call any time; does nothing while stopping or
+ * after spares kept failing to start.
+ */
+void workers_prespawn(void);
+
+/* Kill the spares (their Setup is stale after a reload); then prespawn. */
+void workers_retire_spares(void);
+
+/* Free what the pool holds; after the last worker is reaped. */
+void workers_release(void);
+
 /* Reap every exited child; call on SIGCHLD. */
 void workers_reap(void);
 

@@ -3,6 +3,7 @@
 #
 #   make bench            (from the build directory, as root)
 #   BENCH_WORKER=$PWD/vetsync-worker BENCH_CLINICS=200 make bench
+#   BENCH_PRESPAWN=0 make bench    (every worker started on demand)
 #                         (the real worker: it answers "unsupported")
 #
 # Starts vetsyncd with tests/hostile_worker (which enters the exact worker
@@ -29,6 +30,7 @@ policy_dir = $top_srcdir/policy
 user = nobody
 group = nogroup
 max_concurrent = ${BENCH_CONCURRENT:-8}
+prespawn = ${BENCH_PRESPAWN:-2}
 [instance]
 name = bench$$
 CONF
@@ -53,12 +55,24 @@ while [ "$(grep -c '"event":"worker_exit"' "$tmp/state/audit.spool")" -lt "$n" ]
 done
 end=$(date +%s.%N)
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-jq -r 'select(.event=="worker_exit") | .spawn_to_ready_us' "$tmp/state/audit.spool" |
-    sort -n > "$tmp/ready"
-cnt=$(wc -l < "$tmp/ready")
-med=$(sed -n "$(( (cnt + 1) / 2 ))p" "$tmp/ready")
-p90=$(sed -n "$(( cnt * 9 / 10 ))p" "$tmp/ready")
+# spawn_to_ready_us: fork to Hello for a worker started on demand; job
+# assignment to Job sent for one taken from the spares (its own fork to
+# Hello happened earlier, off the job's path).
+jq -r 'select(.event=="sync_started") | "\(.job) \(.pooled)"' \
+    "$tmp/state/audit.spool" | sort > "$tmp/pooled"
+jq -r 'select(.event=="worker_exit") | "\(.job) \(.spawn_to_ready_us)"' \
+    "$tmp/state/audit.spool" | sort > "$tmp/times"
+join "$tmp/pooled" "$tmp/times" > "$tmp/joined"
+stats() {
+	awk -v p="$1" '$2 == p { print $3 }' "$tmp/joined" | sort -n > "$tmp/ready"
+	cnt=$(wc -l < "$tmp/ready")
+	[ "$cnt" -gt 0 ] || { echo "none"; return; }
+	med=$(sed -n "$(( (cnt + 1) / 2 ))p" "$tmp/ready")
+	p90=$(sed -n "$(( (cnt * 9 + 9) / 10 ))p" "$tmp/ready")
+	echo "$cnt jobs, median $med us, p90 $p90 us"
+}
 ok=$(jq -r 'select(.event=="worker_exit" and .class=="clean") | .class' "$tmp/state/audit.spool" | wc -l)
 echo "clinics: $n, clean exits: $ok, wall: $(echo "$end - $start" | bc) s"
-echo "spawn to ready: median $med us, p90 $p90 us"
+echo "ready for the job, from a spare:     $(stats true)"
+echo "ready for the job, started on demand: $(stats false)"
 echo "supervisor peak RSS with $n clinics known: $rss kB"

@@ -5,10 +5,10 @@
 # worker completes its job; the supervisor must keep serving throughout.
 . "$top_srcdir/tests/integration/lib.sh"
 
-tap_plan 31
+tap_plan 34
 
 skip_all() {
-	for i in $(seq 31); do skip "containment case $i" "$1"; done
+	for i in $(seq 34); do skip "containment case $i" "$1"; done
 	exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, worker identity)"
@@ -100,10 +100,31 @@ cgroup*) ok "status shows the cgroup mechanism ($mech)" ;;
 *) not_ok "status shows the cgroup mechanism (got '$mech')" ;;
 esac
 
-# One well-behaved job first.
+spares() { ctl status --json | jq -r '.workers[] | select(.state=="spare") | .pid' | sort; }
+nspares() { [ "$(spares | wc -l)" -eq 2 ]; }
+wait_for 10 nspares
+before=$(spares)
+check "two spare workers wait ready and sandboxed (workers.prespawn)" nspares
+
+# One well-behaved job first: it takes a spare.
 ctl sync --user ok-1 >/dev/null
 wait_for 10 has_exit ok-1
 check "a well-behaved worker completes cleanly" [ "$(exit_class ok-1)" = clean ]
+pid1=$(field ok-1 pid)
+pooled=$(jq -r 'select(.event=="sync_started" and .clinic=="ok-1") | .pooled' "$spool")
+if [ "$pooled" = true ] && printf '%s\n' "$before" | grep -qx "$pid1"; then
+	ok "the job ran in one of the spares (pid $pid1)"
+else
+	not_ok "the job ran in one of the spares (pid '$pid1', pooled '$pooled', spares: $before)"
+fi
+
+# A spare killed from outside is replaced.
+wait_for 10 nspares
+victim=$(spares | head -1)
+kill -KILL "$victim"
+replaced() { nspares && ! spares | grep -qx "$victim"; }
+wait_for 10 replaced
+check "a spare killed from outside is replaced" replaced
 
 # Every misbehaviour at once, with a good clinic among them.
 for c in crash-1 exit3-1 execve-1 forkbomb-1 ptrace-1 shadow-1 pgconnect-1 \

@@ -64,6 +64,7 @@ static const char full_text[] =
     "backoff_initial = 1m\n"
     "backoff_max = 2h\n"
     "failure_threshold = 5\n"
+    "prespawn = 7\n"
     "binary = /opt/vetsync/libexec/vetsync-worker\n"
     "policy_dir = /opt/vetsync/policy\n"
     "user = vsworker\n"
@@ -178,6 +179,7 @@ test_defaults(void **state)
 	assert_int_equal(cfg->workers.backoff_initial_ms, 30000);
 	assert_int_equal(cfg->workers.backoff_max_ms, 3600000);
 	assert_int_equal(cfg->workers.failure_threshold, 3);
+	assert_int_equal(cfg->workers.prespawn, 2);
 	assert_string_equal(cfg->workers.binary,
 	    VS_LIBEXECDIR "/vetsync-worker");
 	assert_string_equal(cfg->workers.policy_dir, VS_PKGDATADIR "/policy");
@@ -262,6 +264,7 @@ test_full(void **state)
 	assert_int_equal(cfg->workers.backoff_initial_ms, 60000);
 	assert_int_equal(cfg->workers.backoff_max_ms, 7200000);
 	assert_int_equal(cfg->workers.failure_threshold, 5);
+	assert_int_equal(cfg->workers.prespawn, 7);
 	assert_string_equal(cfg->workers.binary,
 	    "/opt/vetsync/libexec/vetsync-worker");
 	assert_string_equal(cfg->workers.policy_dir, "/opt/vetsync/policy");
@@ -649,6 +652,7 @@ static const struct {
 	  "backoff_initial = 1s\n" },
 	{ "workers", "failure_threshold", "1", "0", "1000", "1001",
 	  "1 to 1000", "" },
+	{ "workers", "prespawn", "0", NULL, "64", "65", "0 to 64", "" },
 	{ "discharge", "delay", "1m", "59s", "30d", "30d1s", "1m to 30d", "" },
 	{ "discharge", "retries", "0", NULL, "20", "21", "0 to 20", "" },
 	{ "api", "body_max", "1K", "1023", "64M", "65537K", "1K to 64M", "" },
