@@ -58,7 +58,8 @@ clinic_id_valid(const char *id)
 		    (c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return false;
 	}
-	return n > 0 && n <= CLINIC_ID_MAX;
+	/* A leading '_' is kept for vetsyncd's own cgroups ("_spares"). */
+	return n > 0 && n <= CLINIC_ID_MAX && id[0] != '_';
 }
 
 static unsigned

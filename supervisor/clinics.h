@@ -32,7 +32,7 @@ enum clinic_state {
 	CLINIC_HELD,
 };
 
-/* Longest clinic id; ids are [A-Za-z0-9_-]. */
+/* Longest clinic id; ids are [A-Za-z0-9_-], not starting with '_'. */
 #define CLINIC_ID_MAX 64
 
 bool clinic_id_valid(const char *);

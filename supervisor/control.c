@@ -153,7 +153,7 @@ cmd_sync(json_t *req)
 	rc = clinic_request(clinic, k, true);
 	if (rc == -EINVAL)
 		return error_answer("sync: invalid clinic id '%s' (1-64 of "
-		    "A-Z a-z 0-9 _ -)", log_q(clinic));
+		    "A-Z a-z 0-9 _ -, not starting with _)", log_q(clinic));
 	if (rc == -ESHUTDOWN)
 		return error_answer("sync: %s", "vetsyncd is stopping");
 	r = json_object();

@@ -5,10 +5,10 @@
 # worker completes its job; the supervisor must keep serving throughout.
 . "$top_srcdir/tests/integration/lib.sh"
 
-tap_plan 34
+tap_plan 35
 
 skip_all() {
-	for i in $(seq 34); do skip "containment case $i" "$1"; done
+	for i in $(seq 35); do skip "containment case $i" "$1"; done
 	exit 0
 }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, worker identity)"
@@ -116,6 +116,15 @@ if [ "$pooled" = true ] && printf '%s\n' "$before" | grep -qx "$pid1"; then
 	ok "the job ran in one of the spares (pid $pid1)"
 else
 	not_ok "the job ran in one of the spares (pid '$pid1', pooled '$pooled', spares: $before)"
+fi
+
+# Bad requests on the control socket are refused, and name the problem.
+if ! ctl sync --user _spares 2>"$tmp/err" &&
+    grep -q "invalid clinic id '_spares'" "$tmp/err" &&
+    ! ctl sync --user 'a/b' 2>/dev/null; then
+	ok "invalid clinic ids are refused with a message"
+else
+	not_ok "invalid clinic ids are refused with a message"
 fi
 
 # A spare killed from outside is replaced.
