@@ -11,6 +11,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <linux/capability.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -328,13 +331,38 @@ cgroup_name(const char *instance, char *buf, size_t bufsz)
 	buf[n] = '\0';
 }
 
+/* Whether this process may change its uid and gid (root or capable). */
+static bool
+can_switch_identity(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (geteuid() == 0)
+		return true;
+	if (syscall(SYS_capget, &hdr, data) == -1)
+		return false;
+	return (data[0].effective & (1u << CAP_SETUID)) &&
+	    (data[0].effective & (1u << CAP_SETGID));
+}
+
+/*
+ * Workers run as workers.user, never as vetsyncd's own user: under systemd
+ * vetsyncd runs as "vetsync" with CAP_SETUID and CAP_SETGID for exactly
+ * this.  Without them (a developer's shell) workers keep our identity,
+ * and we say so.
+ */
 static void
 setup_identity(void)
 {
 	int r;
 
-	if (geteuid() != 0)
+	if (!can_switch_identity()) {
+		log_warnx("cannot switch to workers.user '%s' (neither root nor "
+		    "CAP_SETUID+CAP_SETGID): workers run as uid %ld",
+		    sv->config->workers.user, (long)geteuid());
 		return;
+	}
 	r = spawn_resolve_identity(sv->config->workers.user,
 	    sv->config->workers.group, &sv->worker_uid, &sv->worker_gid);
 	if (r == -EPERM)
@@ -345,6 +373,9 @@ setup_identity(void)
 		fatalx("workers.user '%s' / workers.group '%s': no such user "
 		    "or group (create it: see deploy/vetsync.sysusers)",
 		    sv->config->workers.user, sv->config->workers.group);
+	if (sv->worker_uid == geteuid())
+		fatalx("workers.user '%s' is vetsyncd's own user: workers must "
+		    "run as another", sv->config->workers.user);
 	sv->drop_identity = true;
 }
 
