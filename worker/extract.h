@@ -51,6 +51,15 @@ bool extract_session_expired(const struct profile *, const char *body,
     size_t len);
 
 /*
+ * True when one of the locators of section.key selects something in the
+ * HTML page (a generalisation of the two above: [login] logged_in on the
+ * prd-html dashboard, for instance).  False for an absent key or a page
+ * that is not HTML.
+ */
+bool extract_html_matches(const struct profile *, const char *section,
+    const char *key, const char *body, size_t len);
+
+/*
  * The calendar (JSON: an array, or an object holding it under one of the
  * profile's wrappers).  Blocks and rosters are included, flagged.
  * *ret is an array of *ret_n entries; free each with idexx_appt_release()

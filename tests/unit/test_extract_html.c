@@ -1,0 +1,2 @@
+/* HTML extraction tests (included by test_extract.c). */
+#define HTML_TESTS
