@@ -76,6 +76,10 @@ static const char *const products[] = {
 	"Amoxicillin/clav 250 mg", "Hill's i/d 1.5 kg", "Nail trim",
 };
 static const char *const subjective[] = {
+	"Seen for {R}; signs for about {D} days according to {F}.",
+	"Diet: dry food twice daily, treats; no recent change reported.",
+	"{F} {L} says {P} has been hiding more than usual for {D} days.",
+	"Deworming and flea prevention current; last dose {D} days ago.",
 	"{P} presented by {F} {L} with a history of: {R}.",
 	"Owner reports normal appetite until two days ago; drinking more.",
 	"No coughing or sneezing at home. Indoor/outdoor, up to date on vaccines.",
@@ -84,6 +88,10 @@ static const char *const subjective[] = {
 	"Mild lethargy reported, no vomiting or diarrhoea since the weekend.",
 };
 static const char *const objective[] = {
+	"Weight {W} kg. Temperature {T} °C. Hydration adequate.",
+	"Lymph nodes within normal limits; no palpable masses.",
+	"Eyes clear, no discharge; mild tear staining bilaterally.",
+	"Skin: papules on the ventral abdomen, {D} lesions counted.",
 	"T 38.6 °C, HR 96 bpm, RR 24/min, MM pink, CRT < 2 s.",
 	"BCS 5/9, weight stable compared with the last visit.",
 	"Heart and lungs auscultate normally; abdomen soft, non-painful.",
@@ -92,6 +100,10 @@ static const char *const objective[] = {
 	"Oral exam: grade 2 tartar on premolars, mild gingivitis.",
 };
 static const char *const assessment[] = {
+	"Overall stable; weight {W} kg is appropriate for a {S}.",
+	"Prognosis good if medication is given for the full {D} days.",
+	"Probable adverse food reaction; elimination diet recommended.",
+	"Fever ({T} °C) of unknown origin; monitor closely.",
 	"Suspect otitis externa, likely Malassezia; cytology pending.",
 	"Differentials: gastroenteritis, dietary indiscretion, pancreatitis.",
 	"Cranial cruciate ligament injury cannot be ruled out.",
@@ -100,6 +112,10 @@ static const char *const assessment[] = {
 	"Allergic dermatitis, flare-up; rule out fleas.",
 };
 static const char *const plan[] = {
+	"Recheck weight ({W} kg today) in {D} weeks.",
+	"Dispensed medication for {D} days, instructions given to {F}.",
+	"E-collar until sutures are removed in {D} days.",
+	"Owner to monitor appetite and call the clinic if {P} vomits again.",
 	"Recheck in 14 days; call if worse. Discussed with {F} {L}.",
 	"Start meds as dispensed; bland diet 3 days, small frequent meals.",
 	"Radiographs offered; owner declined today, will book next week.",
@@ -124,6 +140,7 @@ data_next(uint64_t *state)
 	return data_mix(*state);
 }
 
+#define POOL	10	/* sentences in each SOAP pool */
 #define PICK(a, r)	((a)[(r) % (sizeof(a) / sizeof((a)[0]))])
 
 int64_t
@@ -319,11 +336,17 @@ data_provider_name(const struct sim_clinic *c, unsigned int p)
 	    sizeof(providers[0]))];
 }
 
-/* Expand a template: {P} patient, {F} and {L} client, {R} reason, {S} species. */
+/*
+ * Expand a template: {P} patient, {F} and {L} client, {R} reason, {S}
+ * species; {W} a weight, {T} a temperature and {D} a count from rng.
+ */
 static void
-sentence(struct buf *b, const char *t, const struct sim_visit *v)
+sentence(struct buf *b, const char *t, const struct sim_visit *v,
+    uint64_t *rng)
 {
 	const char *sub;
+	char num[16];
+	uint64_t r;
 
 	if (b->len > 0)
 		buf_puts(b, " ");
@@ -336,6 +359,23 @@ sentence(struct buf *b, const char *t, const struct sim_visit *v)
 			case 'L': sub = v->last_name; break;
 			case 'R': sub = v->reason; break;
 			case 'S': sub = v->species; break;
+			case 'W':
+			case 'T':
+			case 'D':
+				r = data_next(rng);
+				if (t[1] == 'W')
+					snprintf(num, sizeof(num), "%u.%u",
+					    (unsigned int)(2 + r % 44),
+					    (unsigned int)(r >> 8) % 10);
+				else if (t[1] == 'T')
+					snprintf(num, sizeof(num), "%u.%u",
+					    (unsigned int)(37 + r % 3),
+					    (unsigned int)(r >> 8) % 10);
+				else
+					snprintf(num, sizeof(num), "%u",
+					    (unsigned int)(1 + r % 14));
+				sub = num;
+				break;
 			}
 		}
 		if (sub != NULL) {
@@ -355,20 +395,32 @@ write_notes(struct sim_visit *v, uint64_t rng)
 	static const char *const heads[SIM_SOAP] = {
 		"Subjective", "Objective", "Assessment", "Plan",
 	};
-	size_t target, s;
+	size_t target, s, pick, last;
 
 	target = 1024 + data_next(&rng) % (7 * 1024);
 	for (s = 0; s < SIM_SOAP; s++) {
-		while (v->soap[s].len < target / SIM_SOAP - 64)
-			sentence(&v->soap[s], pools[s][data_next(&rng) % 6], v);
+		last = POOL;
+		while (v->soap[s].len < target / SIM_SOAP - 64) {
+			/* Never the same sentence twice in a row. */
+			while ((pick = data_next(&rng) % POOL) == last)
+				;
+			last = pick;
+			sentence(&v->soap[s], pools[s][pick], v, &rng);
+		}
 		buf_printf(&v->notes, "%s%s: %s", s ? "\n\n" : "", heads[s],
 		    v->soap[s].data);
 	}
 }
 
+bool
+data_has_notes(const struct sim_appt *a)
+{
+	return a->consult_id != 0 && (!a->late_notes || sim.notes_gen > 0);
+}
+
 void
 data_visit_init(struct sim_visit *v, const struct sim_clinic *c,
-    const struct sim_appt *a)
+    const struct sim_appt *a, bool with_notes)
 {
 	uint64_t rng = a->seed, r;
 	unsigned int i, b;
@@ -421,7 +473,7 @@ data_visit_init(struct sim_visit *v, const struct sim_clinic *c,
 		v->appt_status = "Checked Out";
 	v->status = strcmp(v->appt_status, "In Consult") == 0 ?
 	    "in_progress" : "completed";
-	if (a->consult_id == 0)
+	if (a->consult_id == 0 || !with_notes)
 		return;
 
 	r = data_next(&rng);

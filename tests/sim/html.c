@@ -160,7 +160,7 @@ row(struct evbuffer *b, const struct sim_visit *v)
 	evbuffer_add_printf(b, "</%s><%s class=\"%s\">%s</%s>", cell, cell,
 	    n->date, date, cell);
 	evbuffer_add_printf(b, "<%s><span class=\"%s%s\"></span></%s>", cell,
-	    n->indicator, v->notes.len > 0 ? " has-notes" : "", cell);
+	    n->indicator, data_has_notes(v->appt) ? " has-notes" : "", cell);
 	evbuffer_add_printf(b, "%s\n", sim.knobs.variant == 1 ? "</div>" :
 	    "</tr>");
 }
@@ -224,7 +224,7 @@ html_list(unsigned int clinic, struct evkeyvalq *q, struct evbuffer *b)
 		}
 		if (n++ < first)
 			continue;
-		data_visit_init(&v, c, a);
+		data_visit_init(&v, c, a, false);
 		row(b, &v);
 		data_visit_release(&v);
 	}
@@ -268,7 +268,7 @@ html_detail(unsigned int clinic, const char *id, struct evbuffer *b)
 		tail(b);
 		return 404;
 	}
-	data_visit_init(&v, data_clinic(clinic), a);
+	data_visit_init(&v, data_clinic(clinic), a, true);
 	data_format_local(a->start, date);
 	head(b, "Consultation");
 	user_menu(b, clinic);

@@ -71,7 +71,7 @@ calendar_item(const struct sim_clinic *c, const struct sim_appt *a,
 	int variant = canonical ? 1 : sim.knobs.variant;
 	bool renamed = !canonical && sim.knobs.ui_changed;
 
-	data_visit_init(&v, c, a);
+	data_visit_init(&v, c, a, false);
 	data_format_local(a->start, start);
 	data_format_local(a->end, end);
 	o = json_object();
@@ -242,7 +242,7 @@ neo_page_data(unsigned int clinic, const char *id, struct evbuffer *body)
 		error(body, "not_found");
 		return 404;
 	}
-	data_visit_init(&v, c, a);
+	data_visit_init(&v, c, a, true);
 	data_format_local(a->start, date);
 	lines = lines_json(&v);
 	providers = json_array();
@@ -283,7 +283,7 @@ expected_consult(const struct sim_clinic *c, const struct sim_appt *a)
 	json_t *o, *lines;
 	char date[DATA_LOCAL_LEN], nsha[65], dsha[65];
 
-	data_visit_init(&v, c, a);
+	data_visit_init(&v, c, a, true);
 	data_format_local(a->start, date);
 	data_sha256_hex(v.notes.data ? v.notes.data : "", v.notes.len, nsha);
 	data_sha256_hex(v.discharge.data ? v.discharge.data : "",

@@ -10,7 +10,7 @@
  * Modules: data.c (the generator and clinic-local time), neo.c (the JSON
  * profile and the ground truth), html.c (the PRD's pages and the login
  * form), session.c (cookie sessions), control.c (knobs, stats, the control
- * endpoint), and idexx_sim.c (options, HTTP, failure injection).
+ * endpoint), mutate.c (broken bodies) and idexx_sim.c (options, HTTP, failure injection).
  */
 #ifndef VS_TESTS_SIM_SIM_H
 #define VS_TESTS_SIM_SIM_H
@@ -178,8 +178,11 @@ const struct sim_appt *data_consult_find(uint32_t id, unsigned int *ret_clinic);
 bool		 data_consult_visible(const struct sim_appt *, int64_t now);
 /* True for appointments a sync should report (a visible consultation). */
 bool		 data_reportable(const struct sim_appt *, int64_t now);
+/* Fills v; notes, discharge and lines only when with_notes. */
 void		 data_visit_init(struct sim_visit *, const struct sim_clinic *,
-		    const struct sim_appt *);
+		    const struct sim_appt *, bool with_notes);
+/* Whether the consultation has notes now (cheaper than generating them). */
+bool		 data_has_notes(const struct sim_appt *);
 void		 data_visit_release(struct sim_visit *);
 const char	*data_provider_name(const struct sim_clinic *, unsigned int);
 /* "YYYY-MM-DD HH:MM:SS" in the simulated clinic's zone. */
@@ -224,6 +227,10 @@ int		 html_list(unsigned int clinic, struct evkeyvalq *query,
 int		 html_detail(unsigned int clinic, const char *id,
 		    struct evbuffer *body);
 void		 html_expired(struct evbuffer *);
+
+/* mutate.c: apply sim.knobs.body to an answer. */
+void		 mutate_body(struct evbuffer *, bool json);
+void		 mutate_free(void);
 
 /* control.c */
 int		 control_apply(const char *json, size_t len, struct buf *err);
