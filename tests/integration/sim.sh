@@ -21,7 +21,7 @@ for tool in curl jq; do
 	fi
 done
 
-tap_plan 67
+tap_plan 68
 
 # start_sim ARGS...: run the simulator on a free port; sets U and pid.
 start_sim() {
@@ -98,6 +98,21 @@ r=$(login 1)
 check "login: 302 to /dashboard" [ "$r" = "302 $U/dashboard" ]
 check "login: neo_session cookie set" grep -q 'neo_session' "$tmp/jar1"
 
+# login_company I COMPANY: as login, with a company_id field.
+login_company() {
+	jar=$tmp/jarc
+	rm -f "$jar"
+	C -c "$jar" "$U/login" >/dev/null
+	tok=$(awk '$6 == "neo_csrf" { print $7 }' "$jar")
+	C -b "$jar" -c "$jar" -o "$tmp/login.html" -w '%{http_code}' \
+	    --data-urlencode "username=vet$1@clinic$1.test" \
+	    --data-urlencode "password=password-$1" \
+	    --data-urlencode "company_id=$2" --data-urlencode "_csrf=$tok" \
+	    "$U/login"
+}
+r=$(login_company 2 c2)
+r="$r $(login_company 2 c1)"
+check "company_id: c2 logs clinic 2 in, c1 is refused ($r)" [ "$r" = "302 200" ]
 r=$(login 3)
 check "locked account: 200, 'Account locked' and no session" sh -c "
     [ '$r' = '200 ' ] && grep -q 'alert-danger\">Account locked' \
@@ -397,4 +412,4 @@ fi
 
 check "no crash reported in the simulator's log" sh -c "
     ! grep -q 'AddressSanitizer\|runtime error\|fatal' '$tmp/sim.log'"
-[ "$tap_n" = 67 ] || diag "ran $tap_n cases, planned 67"
+[ "$tap_n" = 68 ] || diag "ran $tap_n cases, planned 68"

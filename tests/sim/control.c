@@ -305,9 +305,6 @@ control_stats(struct evbuffer *b)
 
 	clinics = json_object();
 	for (i = 1; i <= sim.nclinics; i++) {
-		if (sim.stats[i].requests == 0 && sim.stats[i].failed_logins ==
-		    0)
-			continue;
 		snprintf(key, sizeof(key), "%u", i);
 		json_object_set_new(clinics, key, stats_json(&sim.stats[i]));
 	}
