@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ cookie(struct evhttp_request *req, const char *name, char *out, size_t size)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
-	size_t nlen = strlen(name);
+	size_t nlen = strlen(name), vlen;
 	const char *p, *e;
 
 	TAILQ_FOREACH(kv, h, next) {
@@ -179,11 +180,12 @@ cookie(struct evhttp_request *req, const char *name, char *out, size_t size)
 			e = strchr(p, ';');
 			if (e == NULL)
 				e = p + strlen(p);
-			if ((size_t)(e - p) > nlen && strncmp(p, name, nlen) ==
-			    0 && p[nlen] == '=' && (size_t)(e - p - nlen - 1) <
-			    size) {
-				memcpy(out, p + nlen + 1, (size_t)(e - p - nlen - 1));
-				out[e - p - nlen - 1] = '\0';
+			vlen = (size_t)(e - p) > nlen ?
+			    (size_t)(e - p) - nlen - 1 : SIZE_MAX;
+			if (vlen < size && strncmp(p, name, nlen) == 0 &&
+			    p[nlen] == '=') {
+				memcpy(out, p + nlen + 1, vlen);
+				out[vlen] = '\0';
 				return true;
 			}
 		}
@@ -505,7 +507,8 @@ handle(struct evhttp_request *req, void *arg)
 		header(req, "Retry-After", ra);
 		content_type(req, false);
 		evbuffer_add_printf(body, "<h1>Too Many Requests</h1>\n");
-	} else if (sim.knobs.rate_5xx > 0 && draw_micro() < sim.knobs.rate_5xx) {
+	} else if (sim.knobs.rate_5xx > 0 &&
+	    draw_micro() < sim.knobs.rate_5xx) {
 		static const int codes[] = { 500, 502, 503 };
 
 		code = codes[data_next(&sim.prng) % 3];
@@ -706,14 +709,17 @@ main(int argc, char **argv)
 			if (sim.nclinics == 0)
 				fatalx("--clinics: at least 1");
 			break;
-		case OPT_SEED: sim.seed = num("seed", optarg, UINT64_MAX); break;
+		case OPT_SEED:
+			sim.seed = num("seed", optarg, UINT64_MAX);
+			break;
 		case OPT_CONSULTATIONS:
 			sim.consultations = (unsigned int)num("consultations",
 			    optarg, SIM_MAX_CONSULTATIONS);
 			break;
 		case OPT_TIMEZONE: sim.timezone = optarg; break;
 		case OPT_LATENCY:
-			sim.knobs.latency_ms = num("latency-ms", optarg, 600000);
+			sim.knobs.latency_ms = num("latency-ms", optarg,
+			    600000);
 			break;
 		case OPT_TTL:
 			sim.knobs.session_ttl_ms = num("session-ttl-ms", optarg,
@@ -723,10 +729,15 @@ main(int argc, char **argv)
 			sim.knobs.session_max_requests =
 			    num("session-max-requests", optarg, UINT32_MAX);
 			break;
-		case OPT_429: sim.knobs.rate_429 = rate("rate-429", optarg); break;
-		case OPT_5XX: sim.knobs.rate_5xx = rate("rate-5xx", optarg); break;
+		case OPT_429:
+			sim.knobs.rate_429 = rate("rate-429", optarg);
+			break;
+		case OPT_5XX:
+			sim.knobs.rate_5xx = rate("rate-5xx", optarg);
+			break;
 		case OPT_RETRY:
-			sim.knobs.retry_after = num("retry-after", optarg, 86400);
+			sim.knobs.retry_after = num("retry-after", optarg,
+			    86400);
 			break;
 		case OPT_SLOW:
 			sim.knobs.slow_ms = num("slow-ms", optarg, 600000);

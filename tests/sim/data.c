@@ -61,7 +61,8 @@ static const char *const types[] = {
 	"Emergency",
 };
 static const char *const reasons[] = {
-	"Annual wellness exam", "Vomiting since yesterday", "Limping, left hind",
+	"Annual wellness exam", "Vomiting since yesterday",
+	"Limping, left hind",
 	"Itchy ears", "Booster vaccines", "Weight loss", "Post-op recheck",
 	"Coughing at night", "Dental cleaning", "Skin lump on flank",
 	"Not eating — owner worried",
@@ -82,7 +83,7 @@ static const char *const subjective[] = {
 	"Deworming and flea prevention current; last dose {D} days ago.",
 	"{P} presented by {F} {L} with a history of: {R}.",
 	"Owner reports normal appetite until two days ago; drinking more.",
-	"No coughing or sneezing at home. Indoor/outdoor, up to date on vaccines.",
+	"No coughing or sneezing at home. Indoor/outdoor, vaccines current.",
 	"Owner ({F}) noticed the problem after a walk in the park.",
 	"Previous visit notes reviewed; medication given as prescribed.",
 	"Mild lethargy reported, no vomiting or diarrhoea since the weekend.",

@@ -145,8 +145,8 @@ window(struct evkeyvalq *q, int64_t *ret_start, int64_t *ret_end,
 		*ret_start = *ret_end - 48 * 3600;
 		return 0;
 	}
-	if (data_parse_local(s, &start) != 0 || data_parse_local(e, &end) != 0 ||
-	    end < start)
+	if (data_parse_local(s, &start) != 0 ||
+	    data_parse_local(e, &end) != 0 || end < start)
 		return -EINVAL;
 	*ret_start = start;
 	*ret_end = end;

@@ -10,7 +10,8 @@
  * Modules: data.c (the generator and clinic-local time), neo.c (the JSON
  * profile and the ground truth), html.c (the PRD's pages and the login
  * form), session.c (cookie sessions), control.c (knobs, stats, the control
- * endpoint), mutate.c (broken bodies) and idexx_sim.c (options, HTTP, failure injection).
+ * endpoint), mutate.c (broken bodies) and idexx_sim.c (options, HTTP,
+ * failure injection).
  */
 #ifndef VS_TESTS_SIM_SIM_H
 #define VS_TESTS_SIM_SIM_H
