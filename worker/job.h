@@ -1,6 +1,6 @@
 /*
- * One job, run inside the sandbox.  The IDEXX Neo client plugs in here;
- * until it lands every job is answered honestly as unsupported.
+ * One job, run inside the sandbox: the IDEXX Neo flow its kind names,
+ * with its results streamed to the supervisor as they arrive.
  */
 #ifndef VS_WORKER_JOB_H
 #define VS_WORKER_JOB_H
@@ -8,8 +8,15 @@
 #include "proto/frame.h"
 
 /*
- * Run job and send its JobResult (and any Progress before it) on fd.
- * Returns 0, or the negative errno of a failed send; the caller exits.
+ * Run job on the channel fd: send its Progress, Event, Appointment,
+ * Consultation, UiFingerprint and Snapshot messages as they come, then its
+ * JobResult.  While it runs, fd is polled: a Cancel of this job ends it
+ * CANCELLED.  Wipes the job's password before it returns.
+ *
+ * Returns 0; the negative errno of a failed send; -EPIPE when the
+ * supervisor sent Shutdown or closed the channel during the job (the
+ * caller exits 0); -EPROTO when it sent a frame out of place (the caller
+ * exits 1).
  */
 int job_run(int fd, const Vetsync__Job *job);
 

@@ -1,7 +1,8 @@
 /*
  * vetsync-worker end to end over its channel: the real binary, exec'd with
  * the channel on fd 3 and the shipped policy in Setup, must answer Hello
- * from inside its sandbox, answer a Job with an honest UNSUPPORTED result,
+ * from inside its sandbox, answer a Job whose site profile is incomplete
+ * with a FAILED result of class "profile" (before any network I/O),
  * ignore a stale Cancel, exit 0 on Shutdown, and exit 1 on a malformed
  * frame or a Job before Setup.  Skipped under valgrind (seccomp).
  */
@@ -199,11 +200,12 @@ test_worker_lifecycle(void **state)
 		fail_msg("job result: %s", err);
 	assert_int_equal(env->msg_case, VETSYNC__ENVELOPE__MSG_JOB_RESULT);
 	assert_int_equal(env->job_result->job_id, 42);
+	/* A profile the worker cannot use fails the job before any I/O. */
 	assert_int_equal(env->job_result->status,
-	    VETSYNC__JOB_STATUS__UNSUPPORTED);
-	assert_string_equal(env->job_result->error_class, "not_implemented");
+	    VETSYNC__JOB_STATUS__FAILED);
+	assert_string_equal(env->job_result->error_class, "profile");
 	assert_non_null(strstr(env->job_result->error_message,
-	    "IDEXX Neo client has not landed"));
+	    "site profile"));
 	frame_free(env);
 
 	send_simple(fd, VETSYNC__ENVELOPE__MSG_SHUTDOWN);
