@@ -576,6 +576,7 @@ http_run(struct http *h, struct http_req **reqs, size_t n,
 	uint64_t now, wake, w;
 	size_t i, left = 0, running = 0;
 	int still, msgs, r = 0;
+	bool ended;
 
 	for (i = 0; i < n; i++) {
 		if (reqs[i]->done)
@@ -616,6 +617,7 @@ http_run(struct http *h, struct http_req **reqs, size_t n,
 			r = -ENOMEM;
 			goto out;
 		}
+		ended = false;
 		while ((m = curl_multi_info_read(h->multi, &msgs)) != NULL) {
 			struct http_req *q;
 			char *priv = NULL;
@@ -627,6 +629,7 @@ http_run(struct http *h, struct http_req **reqs, size_t n,
 			if ((q = (struct http_req *)priv) == NULL)
 				continue;
 			running--;
+			ended = true;
 			now = clock_mono_ms();
 			if (!http_finish(h, q, m->data.result, now))
 				continue;
@@ -637,6 +640,9 @@ http_run(struct http *h, struct http_req **reqs, size_t n,
 		}
 		if (left == 0)
 			break;
+		/* A slot is free or a retry is scheduled: plan again first. */
+		if (ended)
+			continue;
 		now = clock_mono_ms();
 		w = wake > now ? wake - now : 0;
 		wfd.fd = cf->watch_fd;
