@@ -29,7 +29,6 @@
 #include <libxml/xmlerror.h>
 
 #include "common/buf.h"
-#include "common/log.h"
 #include "common/sha256.h"
 #include "common/utf8.h"
 #include "common/xmalloc.h"
@@ -475,6 +474,7 @@ extract_fail(struct extract_error *err, const char *body, size_t len,
     bool html, const char *fmt, ...)
 {
 	char what[sizeof(err->what)];
+	size_t i, o, n, k;
 	va_list ap;
 	bool ok;
 
@@ -483,8 +483,24 @@ extract_fail(struct extract_error *err, const char *body, size_t len,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	/* The message may quote the response: keep it printable. */
-	log_escape(err->what, sizeof(err->what), what, strlen(what));
+	/*
+	 * The message may quote the response: keep it valid UTF-8 without
+	 * control characters ('?' for either); the logger escapes the rest.
+	 */
+	n = strlen(what);
+	for (i = 0, o = 0; i < n && o + 4 < sizeof(err->what); ) {
+		k = utf8_sequence_len((const unsigned char *)what + i, n - i);
+		if (k == 0 || (k == 1 && ((unsigned char)what[i] < 0x20 ||
+		    what[i] == 0x7f))) {
+			err->what[o++] = '?';
+			i += k == 0 ? 1 : k;
+			continue;
+		}
+		memcpy(err->what + o, what + i, k);
+		o += k;
+		i += k;
+	}
+	err->what[o] = '\0';
 	extract_fp(body, len, html, err->fingerprint, err->skeleton,
 	    sizeof(err->skeleton), &ok);
 }

@@ -79,9 +79,13 @@ static int
 replace_all(const struct buf *in, const char *needle, size_t nlen,
     struct buf *out)
 {
-	const char *p = in->data, *end = in->data + in->len, *hit;
+	const char *p, *end, *hit;
 	int r = 0;
 
+	if (in->len == 0)
+		return 0;	/* in->data may be NULL */
+	p = in->data;
+	end = in->data + in->len;
 	while (r == 0 && p < end &&
 	    (hit = memmem(p, end - p, needle, nlen)) != NULL) {
 		if ((r = buf_append(out, p, hit - p)) == 0)
@@ -136,10 +140,14 @@ pass_headers(const struct buf *in, struct buf *out)
 		"set-cookie:", "cookie:", "authorization:",
 		"proxy-authorization:",
 	};
-	const char *p = in->data, *end = in->data + in->len, *nl, *s;
+	const char *p, *end, *nl, *s;
 	size_t i, n;
 	int r = 0;
 
+	if (in->len == 0)
+		return 0;	/* in->data may be NULL */
+	p = in->data;
+	end = in->data + in->len;
 	while (r == 0 && p < end) {
 		nl = memchr(p, '\n', end - p);
 		n = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
@@ -340,8 +348,12 @@ redact_pair(const char *p, const char *end, struct buf *out)
 static int
 pass_markup(const struct buf *in, struct buf *out)
 {
-	const char *p = in->data, *end = in->data + in->len, *next;
+	const char *p, *end, *next;
 
+	if (in->len == 0)
+		return 0;	/* in->data may be NULL */
+	p = in->data;
+	end = in->data + in->len;
 	while (p < end) {
 		next = NULL;
 		if (*p == '<' && p + 1 < end &&
@@ -374,8 +386,12 @@ is_b64url(char c)
 static int
 pass_tokens(const struct buf *in, struct buf *out)
 {
-	const char *p = in->data, *end = in->data + in->len, *s, *dot1, *dot2;
+	const char *p, *end, *s, *dot1, *dot2;
 
+	if (in->len == 0)
+		return 0;	/* in->data may be NULL */
+	p = in->data;
+	end = in->data + in->len;
 	while (p < end) {
 		bool boundary = p == in->data || !is_b64url(p[-1]);
 
