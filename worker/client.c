@@ -28,6 +28,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/xmalloc.h"
 
 #include "worker/client.h"
@@ -171,6 +172,25 @@ client_fail_extract(struct client *c, const struct http_req *req,
 	client_snapshot(c, req, reason);
 	return client_fail(c, CLIENT_UI_CHANGED, "ui_changed", "%s: %s",
 	    what, e->what[0] != '\0' ? e->what : "unreadable response");
+}
+
+/*
+ * JSON must be UTF-8 (RFC 8259 section 8.1).  A body that is not is
+ * refused whole: read leniently, its ids would be dropped one by one and
+ * the job would end "OK" with records silently missing.
+ */
+static int
+client_check_utf8(struct client *c, const struct http_req *req,
+    const char *what)
+{
+	char reason[128];
+
+	if (utf8_valid(req->body.data, req->body.len))
+		return 0;
+	snprintf(reason, sizeof(reason), "%s: not valid UTF-8", what);
+	client_snapshot(c, req, reason);
+	return client_fail(c, CLIENT_FAILED, "encoding", "%s %.128s: the "
+	    "JSON response is not valid UTF-8", what, req->path);
 }
 
 /* The structure of a kind of response, once per kind per job. */
@@ -699,7 +719,8 @@ client_calendar(struct client *c, struct idexx_appt **ret, size_t *ret_n)
 		goto out;
 	if (client_get(c, &req, "calendar") != 0)
 		goto out;
-	if (client_fingerprint(c, "calendar", &req, false) != 0)
+	if (client_check_utf8(c, &req, "calendar") != 0 ||
+	    client_fingerprint(c, "calendar", &req, false) != 0)
 		goto out;
 	if (extract_calendar(c->p->profile, req.body.data, req.body.len, ret,
 	    ret_n, &ee) != 0) {
@@ -782,7 +803,8 @@ client_each_page_data(struct client *c, struct http_req *req)
 
 	memset(&k, 0, sizeof(k));
 	memset(&ee, 0, sizeof(ee));
-	if (client_fingerprint(c, "page_data", req, false) != 0)
+	if (client_check_utf8(c, req, "page_data") != 0 ||
+	    client_fingerprint(c, "page_data", req, false) != 0)
 		return -1;
 	if (extract_page_data(c->p->profile, req->body.data, req->body.len,
 	    &k, &ee) != 0)
