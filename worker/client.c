@@ -1,7 +1,7 @@
 /*
- * The IDEXX Neo flows (see client.h): login, notes reconciliation,
- * schedule sync, credential validation, logout, for the JSON profile
- * ("neo") and the HTML one ("prd-html").
+ * The IDEXX Neo flows (see client.h): login, sessions, requests, logout
+ * and the result, for the JSON profile ("neo") and the HTML one
+ * ("prd-html"); what each flow fetches and reads is client_records.c.
  *
  * Every step that can fail ends in client_fail*(), which fills the result
  * once (the first failure is the one reported) and, when a response was
@@ -32,39 +32,11 @@
 #include "common/xmalloc.h"
 
 #include "worker/client.h"
+#include "worker/client_int.h"
 #include "worker/extract.h"
 #include "worker/http.h"
 #include "worker/idexx.h"
 #include "worker/profile.h"
-
-#define CLIENT_LOGINS_MAX	16	/* renewals per job, a backstop */
-#define CLIENT_PAGES_MAX	500	/* prd-html list pages */
-#define CLIENT_ROWS_MAX		20000	/* consultations per job */
-#define CLIENT_FP_KINDS		8
-
-struct client {
-	const struct client_params *p;
-	const struct client_sink *sink;
-	struct client_result *res;
-	struct http_config hc;
-	struct http *http;
-	bool html;
-	const char *login_path;
-	const char *fp_sent[CLIENT_FP_KINDS];
-	size_t n_fp_sent;
-	unsigned ok_since_login;
-	unsigned logins;
-	bool failed;
-	bool logged_in;
-	int sink_err;
-	/* the batch running now */
-	int (*each)(struct client *, struct http_req *);
-	const char *batch_kind;
-	uint32_t batch_done, batch_total;
-};
-
-/* What a finished request says about the session. */
-#define CLIENT_EXPIRED	1
 
 /* ---- the result ------------------------------------------------------ */
 
@@ -80,11 +52,11 @@ client_failv(struct client *c, enum client_status st, const char *cls,
 	vsnprintf(c->res->message, sizeof(c->res->message), fmt, ap);
 }
 
-static int
+int
 client_fail(struct client *c, enum client_status st, const char *cls,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int
+int
 client_fail(struct client *c, enum client_status st, const char *cls,
     const char *fmt, ...)
 {
@@ -96,7 +68,7 @@ client_fail(struct client *c, enum client_status st, const char *cls,
 	return -1;
 }
 
-static int
+int
 client_sink_rc(struct client *c, int r)
 {
 	if (r != 0 && c->sink_err == 0)
@@ -110,7 +82,7 @@ client_event(struct client *c, enum client_event ev, const char *detail)
 	return client_sink_rc(c, c->sink->event(c->sink->arg, ev, detail));
 }
 
-static int
+int
 client_progress(struct client *c, enum client_stage st, uint32_t done,
     uint32_t total)
 {
@@ -135,7 +107,7 @@ client_snapshot(struct client *c, const struct http_req *req,
 }
 
 /* A request ended without a usable answer. */
-static int
+int
 client_fail_req(struct client *c, const struct http_req *req,
     const char *what)
 {
@@ -159,7 +131,7 @@ client_fail_req(struct client *c, const struct http_req *req,
 	    "HTTP status %ld", what, req->path, req->status);
 }
 
-static int
+int
 client_fail_extract(struct client *c, const struct http_req *req,
     const char *what, const struct extract_error *e)
 {
@@ -179,7 +151,7 @@ client_fail_extract(struct client *c, const struct http_req *req,
  * refused whole: read leniently, its ids would be dropped one by one and
  * the job would end "OK" with records silently missing.
  */
-static int
+int
 client_check_utf8(struct client *c, const struct http_req *req,
     const char *what)
 {
@@ -194,7 +166,7 @@ client_check_utf8(struct client *c, const struct http_req *req,
 }
 
 /* The structure of a kind of response, once per kind per job. */
-static int
+int
 client_fingerprint(struct client *c, const char *kind,
     const struct http_req *req, bool html)
 {
@@ -241,7 +213,7 @@ client_urlencode(struct buf *b, const char *s, bool form)
  * An endpoint with its placeholders filled: {id}, {start}, {end},
  * {start_date}, {end_date}, {page}; values are URL-encoded.
  */
-static char *
+char *
 client_expand(struct client *c, const char *tmpl, const char *id,
     unsigned page)
 {
@@ -294,7 +266,7 @@ client_expand(struct client *c, const char *tmpl, const char *id,
  * Append "?k=v&k=v" (or "&...") for the window, when not templated: the
  * times as they are, or only their dates (the HTML list takes days).
  */
-static char *
+char *
 client_window_path(struct client *c, const char *tmpl, const char *kstart,
     const char *kend, bool dates, unsigned page)
 {
@@ -323,7 +295,7 @@ client_window_path(struct client *c, const char *tmpl, const char *kstart,
  * Is a clinic-local "YYYY-MM-DD HH:MM:SS" (or with 'T') inside the
  * window?  Anything else cannot be placed, and counts as inside.
  */
-static bool
+bool
 client_in_window(struct client *c, const char *date)
 {
 	char d[20];
@@ -343,7 +315,7 @@ client_in_window(struct client *c, const char *date)
  * A URL from a page (form action, next link, Location) as a path on our
  * base URL; NULL when it points elsewhere.
  */
-static char *
+char *
 client_local_path(struct client *c, const char *url, const char *relto)
 {
 	size_t blen = strlen(c->p->base_url);
@@ -452,7 +424,7 @@ static int client_renew(struct client *);
  * Run one request on the session: renew the session when it expired,
  * then succeed only with a 2xx answer.
  */
-static int
+int
 client_get(struct client *c, struct http_req *req, const char *what)
 {
 	for (;;) {
@@ -496,7 +468,7 @@ client_batch_done(void *arg, struct http_req *req)
 }
 
 /* Run requests in parallel on the session, renewing it as needed. */
-static int
+int
 client_batch(struct client *c, struct http_req **reqs, size_t n,
     const char *kind, int (*each)(struct client *, struct http_req *))
 {
@@ -696,350 +668,6 @@ client_logout(struct client *c)
 	http_cookies_clear(c->http);
 }
 
-/* ---- the calendar (JSON profiles) ------------------------------------ */
-
-static int
-client_calendar(struct client *c, struct idexx_appt **ret, size_t *ret_n)
-{
-	const char *tmpl = profile_str(c->p->profile, "endpoints", "calendar");
-	struct extract_error ee;
-	struct http_req req;
-	char *path;
-	int r = -1;
-
-	if (tmpl == NULL)
-		return client_fail(c, CLIENT_UNSUPPORTED, "profile",
-		    "profile '%s' has no calendar endpoint",
-		    profile_name(c->p->profile));
-	memset(&ee, 0, sizeof(ee));
-	path = client_window_path(c, tmpl, "start", "end", false, 0);
-	http_req_init(&req, path);
-	req.json = true;
-	if (client_progress(c, CLIENT_STAGE_CALENDAR, 0, 1) != 0)
-		goto out;
-	if (client_get(c, &req, "calendar") != 0)
-		goto out;
-	if (client_check_utf8(c, &req, "calendar") != 0 ||
-	    client_fingerprint(c, "calendar", &req, false) != 0)
-		goto out;
-	if (extract_calendar(c->p->profile, req.body.data, req.body.len, ret,
-	    ret_n, &ee) != 0) {
-		client_fail_extract(c, &req, "calendar", &ee);
-		goto out;
-	}
-	r = client_progress(c, CLIENT_STAGE_CALENDAR, 1, 1);
-out:
-	http_req_release(&req);
-	free(path);
-	return r;
-}
-
-static void
-client_appts_free(struct idexx_appt *a, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		idexx_appt_release(&a[i]);
-	free(a);
-}
-
-static int
-client_schedule(struct client *c)
-{
-	struct idexx_appt *a = NULL;
-	size_t n = 0, i;
-	int r = -1;
-
-	if (client_calendar(c, &a, &n) != 0)
-		goto out;
-	for (i = 0; i < n; i++) {
-		if (a[i].is_block || a[i].is_roster)
-			continue;
-		if (client_sink_rc(c, c->sink->appointment(c->sink->arg,
-		    &a[i])) != 0)
-			goto out;
-		c->res->appointments++;
-	}
-	r = 0;
-out:
-	client_appts_free(a, n);
-	return r;
-}
-
-/* ---- consultations --------------------------------------------------- */
-
-/* What each consultation request carries: its id and where it came from. */
-struct client_item {
-	struct http_req req;
-	char *path;
-	const char *id;
-	const struct idexx_appt *appt;		/* neo */
-	const struct idexx_row *row;		/* prd-html */
-};
-
-static char *
-client_dup(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-static int
-client_consult_send(struct client *c, struct idexx_consult *k)
-{
-	if (k->notes != NULL && k->notes[0] != '\0')
-		c->res->notes_found++;
-	c->res->consultations++;
-	return client_sink_rc(c, c->sink->consultation(c->sink->arg, k));
-}
-
-static int
-client_each_page_data(struct client *c, struct http_req *req)
-{
-	struct client_item *it = req->udata;
-	struct idexx_consult k;
-	struct extract_error ee;
-	int r;
-
-	memset(&k, 0, sizeof(k));
-	memset(&ee, 0, sizeof(ee));
-	if (client_check_utf8(c, req, "page_data") != 0 ||
-	    client_fingerprint(c, "page_data", req, false) != 0)
-		return -1;
-	if (extract_page_data(c->p->profile, req->body.data, req->body.len,
-	    &k, &ee) != 0)
-		return client_fail_extract(c, req, "page_data", &ee);
-	if (k.id == NULL)
-		k.id = xstrdup(it->id);
-	if (k.appointment_id == NULL && it->appt != NULL)
-		k.appointment_id = client_dup(it->appt->id);
-	if (k.provider == NULL && it->appt != NULL)
-		k.provider = client_dup(it->appt->provider);
-	r = client_consult_send(c, &k);
-	idexx_consult_release(&k);
-	return r;
-}
-
-static int
-client_each_detail(struct client *c, struct http_req *req)
-{
-	struct client_item *it = req->udata;
-	struct idexx_consult k;
-	struct extract_error ee;
-	int r;
-
-	memset(&k, 0, sizeof(k));
-	memset(&ee, 0, sizeof(ee));
-	if (client_fingerprint(c, "consult_detail", req, true) != 0)
-		return -1;
-	if (extract_consult_detail(c->p->profile, req->body.data,
-	    req->body.len, &k, &ee) != 0)
-		return client_fail_extract(c, req, "consultation", &ee);
-	if (k.id == NULL)
-		k.id = xstrdup(it->id);
-	if (k.patient_name == NULL && it->row != NULL)
-		k.patient_name = client_dup(it->row->patient_name);
-	if (k.date == NULL && it->row != NULL)
-		k.date = client_dup(it->row->date);
-	r = client_consult_send(c, &k);
-	idexx_consult_release(&k);
-	return r;
-}
-
-static void
-client_items_free(struct client_item *items, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		http_req_release(&items[i].req);
-		free(items[i].path);
-	}
-	free(items);
-}
-
-static bool
-client_seen(struct client_item *items, size_t n, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(items[i].id, id) == 0)
-			return true;
-	return false;
-}
-
-/* Fetch every item's page in parallel; each() reads one as it lands. */
-static int
-client_fetch_items(struct client *c, struct client_item *items, size_t n,
-    const char *kind, bool json,
-    int (*each)(struct client *, struct http_req *))
-{
-	struct http_req **reqs;
-	size_t i;
-	int r;
-
-	reqs = xreallocarray(NULL, n > 0 ? n : 1, sizeof(*reqs));
-	for (i = 0; i < n; i++) {
-		http_req_init(&items[i].req, items[i].path);
-		items[i].req.json = json;
-		items[i].req.udata = &items[i];
-		reqs[i] = &items[i].req;
-	}
-	c->batch_done = 0;
-	c->batch_total = (uint32_t)n;
-	if ((r = client_progress(c, CLIENT_STAGE_CONSULTATIONS, 0,
-	    (uint32_t)n)) == 0 && n > 0)
-		r = client_batch(c, reqs, n, kind, each);
-	free(reqs);
-	return r;
-}
-
-static int
-client_notes_json(struct client *c)
-{
-	const char *tmpl = profile_str(c->p->profile, "endpoints",
-	    "page_data");
-	struct idexx_appt *a = NULL;
-	struct client_item *items = NULL;
-	size_t na = 0, n = 0, i;
-	int r = -1;
-
-	if (tmpl == NULL)
-		return client_fail(c, CLIENT_UNSUPPORTED, "profile",
-		    "profile '%s' has no page_data endpoint",
-		    profile_name(c->p->profile));
-	if (client_calendar(c, &a, &na) != 0)
-		goto out;
-	items = xreallocarray(NULL, na > 0 ? na : 1, sizeof(*items));
-	for (i = 0; i < na; i++) {
-		if (a[i].is_block || a[i].is_roster ||
-		    a[i].consultation_id == NULL ||
-		    a[i].consultation_id[0] == '\0' ||
-		    client_seen(items, n, a[i].consultation_id))
-			continue;
-		memset(&items[n], 0, sizeof(items[n]));
-		items[n].id = a[i].consultation_id;
-		items[n].appt = &a[i];
-		items[n].path = client_expand(c, tmpl, items[n].id, 0);
-		n++;
-	}
-	r = client_fetch_items(c, items, n, "page_data", true,
-	    client_each_page_data);
-out:
-	client_items_free(items, n);
-	client_appts_free(a, na);
-	return r;
-}
-
-static void
-client_rows_free(struct idexx_row *rows, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		idexx_row_release(&rows[i]);
-	free(rows);
-}
-
-static int
-client_notes_html(struct client *c)
-{
-	const char *list = profile_str(c->p->profile, "endpoints",
-	    "consultations");
-	const char *detail = profile_str(c->p->profile, "endpoints",
-	    "consultation");
-	struct idexx_row *rows = NULL, *page = NULL;
-	struct client_item *items = NULL;
-	struct extract_error ee;
-	struct http_req req;
-	size_t nrows = 0, npage = 0, n = 0, i;
-	unsigned pages = 0;
-	char *path = NULL, *next = NULL;
-	int r = -1;
-
-	if (list == NULL || detail == NULL)
-		return client_fail(c, CLIENT_UNSUPPORTED, "profile",
-		    "profile '%s' has no consultations endpoints",
-		    profile_name(c->p->profile));
-	http_req_init(&req, NULL);
-	path = client_window_path(c, list, "startDate", "endDate", true,
-	    1);
-	while (path != NULL) {
-		if (++pages > CLIENT_PAGES_MAX) {
-			client_fail(c, CLIENT_FAILED, "too_large", "the "
-			    "consultations list runs past %d pages",
-			    CLIENT_PAGES_MAX);
-			goto out;
-		}
-		if (client_progress(c, CLIENT_STAGE_CALENDAR, pages - 1,
-		    0) != 0)
-			goto out;
-		http_req_release(&req);
-		http_req_init(&req, path);
-		if (client_get(c, &req, "consultations list") != 0)
-			goto out;
-		if (client_fingerprint(c, "consult_list", &req, true) != 0)
-			goto out;
-		memset(&ee, 0, sizeof(ee));
-		if (extract_consult_list(c->p->profile, req.body.data,
-		    req.body.len, &page, &npage, &next, &ee) != 0) {
-			client_fail_extract(c, &req, "consultations list",
-			    &ee);
-			goto out;
-		}
-		if (nrows + npage > CLIENT_ROWS_MAX) {
-			client_fail(c, CLIENT_FAILED, "too_large", "more than "
-			    "%d consultations in the window",
-			    CLIENT_ROWS_MAX);
-			goto out;
-		}
-		rows = xreallocarray(rows, nrows + npage + 1, sizeof(*rows));
-		memcpy(rows + nrows, page, npage * sizeof(*rows));
-		nrows += npage;
-		free(page);
-		page = NULL;
-		npage = 0;
-		free(path);
-		path = NULL;
-		if (next != NULL) {
-			if ((path = client_local_path(c, next, req.path)) ==
-			    NULL) {
-				client_fail(c, CLIENT_UI_CHANGED, "ui_changed",
-				    "list.next: the next page is outside %s",
-				    c->p->base_url);
-				goto out;
-			}
-			free(next);
-			next = NULL;
-		}
-	}
-	if (client_progress(c, CLIENT_STAGE_CALENDAR, pages, pages) != 0)
-		goto out;
-	items = xreallocarray(NULL, nrows > 0 ? nrows : 1, sizeof(*items));
-	for (i = 0; i < nrows; i++) {
-		/* The list is by day: keep the window's hours only. */
-		if (!client_in_window(c, rows[i].date) ||
-		    client_seen(items, n, rows[i].consultation_id))
-			continue;
-		memset(&items[n], 0, sizeof(items[n]));
-		items[n].id = rows[i].consultation_id;
-		items[n].row = &rows[i];
-		items[n].path = client_expand(c, detail, items[n].id, 0);
-		n++;
-	}
-	r = client_fetch_items(c, items, n, "consultation", false,
-	    client_each_detail);
-out:
-	client_items_free(items, n);
-	client_rows_free(rows, nrows);
-	client_rows_free(page, npage);
-	http_req_release(&req);
-	free(path);
-	free(next);
-	return r;
-}
-
 /* ---- the flows ------------------------------------------------------- */
 
 static void
@@ -1109,12 +737,12 @@ client_run(const struct client_params *p, enum client_flow flow,
 	switch (flow) {
 	case CLIENT_RECONCILE_NOTES:
 		if (c.html)
-			client_notes_html(&c);
+			client_records_notes_html(&c);
 		else
-			client_notes_json(&c);
+			client_records_notes_json(&c);
 		break;
 	case CLIENT_SYNC_SCHEDULE:
-		client_schedule(&c);
+		client_records_schedule(&c);
 		break;
 	case CLIENT_VALIDATE:
 		break;
