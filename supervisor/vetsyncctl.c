@@ -1,9 +1,10 @@
 /*
  * vetsyncctl: the operators' command line.  Talks to a running vetsyncd
- * over its control socket, or works on the installed files directly
- * (policy show).
+ * over its control socket, works on the installed files directly (policy
+ * show), or on the database (migrate, audit) through supervisor/db.h.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 usage error,
+ * Exit codes: 0 success, 1 the operation failed (the database unreachable,
+ * a migration refused or failed, the audit chain broken), 2 usage error,
  * 3 vetsyncd is not reachable, 4 not available in this release.
  */
 #include <sys/socket.h>
@@ -23,7 +24,10 @@
 
 #include "policy/policy.h"
 
+#include "supervisor/auditlog.h"
 #include "supervisor/config.h"
+#include "supervisor/db.h"
+#include "supervisor/migrate.h"
 #include "supervisor/policyhash.h"
 
 #define EXIT_FAILED 1
@@ -45,13 +49,24 @@ usage(FILE *f)
 "  sync --user ID [--kind notes|schedule|validate]\n"
 "                                       queue a job for a clinic now\n"
 "  policy show                          what confines the workers\n"
-"  migrate, credentials, keys, audit    not available in this release\n"
+"  migrate [--dry-run] [--dir DIR] [--conninfo CONNINFO]\n"
+"                                       apply the pending schema migrations\n"
+"                                       (from %s)\n"
+"  audit verify [--conninfo CONNINFO]   check the audit log's hash chain\n"
+"  audit tail [-n N] [--conninfo CONNINFO]\n"
+"                                       the latest N audit records (20)\n"
+"  credentials, keys                    not available in this release\n"
 "options:\n"
 "  -c, --config FILE    vetsyncd.conf (default %s)\n"
 "  -S, --socket PATH    control socket (default $RUNTIME_DIRECTORY/control.sock\n"
 "                       or /run/vetsync/control.sock)\n"
-"exit codes: 0 ok, 1 failed, 2 usage, 3 vetsyncd unreachable, 4 unavailable\n",
-	    CONFIG_DEFAULT_PATH);
+"  --conninfo CONNINFO  connect with this libpq string instead of\n"
+"                       database.conninfo and the db-password secret (the\n"
+"                       password then comes from PGPASSWORD or ~/.pgpass);\n"
+"                       migrations run as the schema owner\n"
+"exit codes: 0 ok, 1 failed (also: database unreachable, audit chain\n"
+"            broken), 2 usage, 3 vetsyncd unreachable, 4 unavailable\n",
+	    MIGRATE_DEFAULT_DIR, CONFIG_DEFAULT_PATH);
 }
 
 /* Send one request line, read the one answer line. */
@@ -255,6 +270,227 @@ cmd_policy(int argc, char **argv)
 	return r;
 }
 
+/*
+ * Connect to the database: with conninfo as given, or as vetsyncd would
+ * (configuration and db-password).  No statement timeout: an operator's
+ * migration or verification may take its time.
+ */
+static int
+db_open(const char *conninfo, struct db **ret)
+{
+	char err[DB_ERR_MAX + 256], cerr[CONFIG_ERR_MAX];
+	struct config *cf = NULL;
+	int r;
+
+	if (conninfo != NULL) {
+		struct db_params p = {
+			.conninfo = conninfo,
+			.application_name = "vetsyncctl",
+			.connect_timeout_ms = 10000,
+		};
+
+		r = db_connect(&p, ret, err, sizeof(err));
+	} else {
+		if (config_load(config_path, &cf, cerr) < 0) {
+			fprintf(stderr, "vetsyncctl: %s\n", cerr);
+			return EXIT_FAILED;
+		}
+		cf->database.statement_timeout_ms = 0;
+		r = db_connect_config(cf, "vetsyncctl", ret, err, sizeof(err));
+		config_free(cf);
+	}
+	if (r < 0) {
+		fprintf(stderr, "vetsyncctl: %s\n", err);
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+static int
+cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "conninfo", required_argument, NULL, 'C' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct migrate_options mo = { .progress = stdout };
+	struct migrate_result res;
+	char err[MIGRATE_ERR_MAX];
+	const char *conninfo = NULL;
+	struct db *db = NULL;
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "nd:C:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			mo.dry_run = true;
+			break;
+		case 'd':
+			mo.dir = optarg;
+			break;
+		case 'C':
+			conninfo = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vetsyncctl migrate: unexpected '%s'\n",
+		    argv[optind]);
+		return EXIT_USAGE;
+	}
+	if ((r = db_open(conninfo, &db)) != 0)
+		return r;
+	if (migrate_run(db, &mo, &res, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vetsyncctl migrate: %s\n", err);
+		db_free(db);
+		return EXIT_FAILED;
+	}
+	if (mo.dry_run)
+		printf("dry run: %u migration%s to apply, %u applied before; "
+		    "nothing changed\n", res.applied,
+		    res.applied == 1 ? "" : "s", res.already);
+	else if (res.applied > 0)
+		printf("migrated %s: %u applied, %u applied before; schema "
+		    "version %04d\n", db_target(db), res.applied, res.already,
+		    res.version);
+	else
+		printf("schema of %s is up to date: version %04d (%u "
+		    "migrations); nothing to do\n", db_target(db), res.version,
+		    res.already);
+	db_free(db);
+	return 0;
+}
+
+/* Text from the database is escaped; jsonb's output is JSON already. */
+static void
+field(const char *key, const char *value)
+{
+	if (value != NULL)
+		printf(" %s=%s", key, log_q(value));
+}
+
+static void
+field_json(const char *key, const char *value)
+{
+	if (value != NULL)
+		printf(" %s=%s", key, value);
+}
+
+static int
+print_row(const struct auditlog_row *row, void *arg)
+{
+	(void)arg;
+	printf("%s %s %s", row->seq, row->created_at != NULL ?
+	    row->created_at : "-", log_q(row->action));
+	field("status", row->status);
+	field("time", row->timestamp != NULL && row->created_at != NULL &&
+	    strcmp(row->timestamp, row->created_at) != 0 ? row->timestamp :
+	    NULL);
+	field("user", row->user_id);
+	field("clinic", row->clinic_id);
+	field("actor", row->actor);
+	field("session", row->session_id);
+	field("ip", row->ip_address);
+	field("policy", row->policy_hash);
+	field_json("error", row->error_details);
+	field_json("metadata", row->metadata);
+	putchar('\n');
+	return 0;
+}
+
+static int
+cmd_audit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "conninfo", required_argument, NULL, 'C' },
+		{ "lines", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct auditlog_verify v;
+	const char *conninfo = NULL, *sub;
+	unsigned long lines = 20;
+	struct db *db = NULL;
+	char *end;
+	int ch, r;
+
+	if (argc < 2 || (strcmp(argv[1], "verify") != 0 &&
+	    strcmp(argv[1], "tail") != 0)) {
+		fprintf(stderr, "vetsyncctl audit: expected 'verify' or "
+		    "'tail'\n");
+		return EXIT_USAGE;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "C:n:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			conninfo = optarg;
+			break;
+		case 'n':
+			errno = 0;
+			lines = strtoul(optarg, &end, 10);
+			if (strcmp(sub, "tail") != 0 || errno != 0 ||
+			    *end != '\0' || lines < 1 ||
+			    lines > AUDITLOG_TAIL_MAX) {
+				fprintf(stderr, "vetsyncctl audit: -n takes "
+				    "1 to %d (with tail)\n", AUDITLOG_TAIL_MAX);
+				return EXIT_USAGE;
+			}
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vetsyncctl audit %s: unexpected '%s'\n", sub,
+		    argv[optind]);
+		return EXIT_USAGE;
+	}
+	if ((r = db_open(conninfo, &db)) != 0)
+		return r;
+	if (strcmp(sub, "tail") == 0) {
+		r = auditlog_tail(db, (unsigned)lines, print_row, NULL);
+		if (r < 0)
+			fprintf(stderr, "vetsyncctl audit tail: %s\n",
+			    db_error(db));
+		db_free(db);
+		return r < 0 ? EXIT_FAILED : 0;
+	}
+	if ((r = auditlog_verify(db, &v)) < 0) {
+		fprintf(stderr, "vetsyncctl audit verify: %s\n", db_error(db));
+		db_free(db);
+		return EXIT_FAILED;
+	}
+	db_free(db);
+	if (v.broken) {
+		printf("audit chain BROKEN at seq %lld%s%s%s: %s\n",
+		    (long long)v.broken_seq, v.broken_id[0] != '\0' ? " (id " :
+		    "", v.broken_id, v.broken_id[0] != '\0' ? ")" : "",
+		    v.reason);
+		printf("%llu rows before it verified\n",
+		    (unsigned long long)v.rows);
+		return EXIT_FAILED;
+	}
+	if (v.rows == 0)
+		printf("audit chain intact: no rows");
+	else
+		printf("audit chain intact: %llu rows verified, seq %lld to "
+		    "%lld", (unsigned long long)v.rows, (long long)v.first_seq,
+		    (long long)v.last_seq);
+	if (v.checkpoint_seq > 0)
+		printf(", after the retention checkpoint at seq %lld",
+		    (long long)v.checkpoint_seq);
+	putchar('\n');
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -302,8 +538,11 @@ main(int argc, char **argv)
 		return cmd_sync(argc, argv);
 	if (strcmp(cmd, "policy") == 0)
 		return cmd_policy(argc, argv);
-	if (strcmp(cmd, "migrate") == 0 || strcmp(cmd, "credentials") == 0 ||
-	    strcmp(cmd, "keys") == 0 || strcmp(cmd, "audit") == 0) {
+	if (strcmp(cmd, "migrate") == 0)
+		return cmd_migrate(argc, argv);
+	if (strcmp(cmd, "audit") == 0)
+		return cmd_audit(argc, argv);
+	if (strcmp(cmd, "credentials") == 0 || strcmp(cmd, "keys") == 0) {
 		fprintf(stderr, "vetsyncctl %s: not available in this release "
 		    "(it needs the database layer)\n", cmd);
 		return EXIT_UNAVAILABLE;

@@ -1,0 +1,80 @@
+/*
+ * The hash-chained audit log in PostgreSQL (idexx_sync_audit_log), read
+ * side: verification of the chain and the latest rows.
+ *
+ * The chain is built by the database itself (migrations/0004_audit_log.sql):
+ * a trigger gives every row a gap-free seq, the previous row's hash and
+ *
+ *   hash = hex SHA-256 of "vetsync-audit-v1\n" followed by the netstrings
+ *          ("<bytes>:<text>," or "~" for NULL) of seq, prev_hash, id,
+ *          timestamp, created_at, user_id, clinic_id, actor, action,
+ *          status, ip_address, session_id, policy_hash, error_details and
+ *          metadata, as text (times UTC "YYYY-MM-DDTHH:MM:SS.ffffffZ").
+ *
+ * auditlog_verify() computes that again here, independently of the SQL
+ * that wrote it, from the latest retention checkpoint (or row 1) to the
+ * chain head.  A row is broken when its seq does not follow the previous
+ * one (rows deleted), its prev_hash is not the previous row's hash, or its
+ * hash does not match its fields (a field changed); the chain is also broken
+ * when the head records more rows than there are (rows deleted at the end).
+ *
+ * Both functions read as service_role when the connected role may switch to
+ * it (vetsync_daemon, the owner on Supabase), since the daemon's own role
+ * reads nothing; the connection keeps that role afterwards.
+ */
+#ifndef VS_SUPERVISOR_AUDITLOG_H
+#define VS_SUPERVISOR_AUDITLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct db;
+
+#define AUDITLOG_TAIL_MAX	10000	/* rows auditlog_tail() returns */
+
+/* One row, as text (NULL for SQL NULL); valid only during a callback. */
+struct auditlog_row {
+	const char *seq;
+	const char *id;
+	const char *timestamp;		/* UTC, as in the hash */
+	const char *created_at;
+	const char *user_id;
+	const char *clinic_id;
+	const char *actor;
+	const char *action;
+	const char *status;
+	const char *ip_address;
+	const char *session_id;
+	const char *policy_hash;
+	const char *error_details;	/* JSON */
+	const char *metadata;		/* JSON */
+	const char *prev_hash;
+	const char *hash;
+};
+
+struct auditlog_verify {
+	uint64_t rows;			/* rows found intact */
+	int64_t first_seq;		/* first and last verified; 0: none */
+	int64_t last_seq;
+	int64_t checkpoint_seq;		/* the walk started after it */
+	bool broken;
+	int64_t broken_seq;		/* the first broken row's seq ... */
+	char broken_id[40];		/* ... and id ("" at the head) */
+	char reason[256];		/* what is wrong there */
+};
+
+/*
+ * Walk the chain in one snapshot.  Returns 0 when the walk was done, whether
+ * the chain is intact or not (*ret says which), or a db.h error when it
+ * could not be (db_error() has PostgreSQL's message).
+ */
+int auditlog_verify(struct db *, struct auditlog_verify *ret);
+
+/*
+ * Hand the latest n rows (at most AUDITLOG_TAIL_MAX), oldest first, to fn.
+ * Returns 0, fn's negative return, or a db.h error.
+ */
+typedef int auditlog_row_fn(const struct auditlog_row *, void *arg);
+int auditlog_tail(struct db *, unsigned n, auditlog_row_fn *fn, void *arg);
+
+#endif

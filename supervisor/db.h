@@ -1,0 +1,108 @@
+/*
+ * The supervisor's one door to PostgreSQL: every libpq call of vetsync is
+ * in db.c (STYLE §1), and no libpq type crosses this header.
+ *
+ * A struct db is one connection.  It is opened from the configuration's
+ * database.conninfo with the db-password secret, when there is one, laid
+ * over it (PQconnectdbParams with expand_dbname: the conninfo is expanded
+ * first, so the password, the client encoding (always UTF-8) and the
+ * connect timeout given here win over anything it says).  Without a
+ * db-password secret libpq's own sources apply (PGPASSWORD, ~/.pgpass).
+ *
+ * This is the synchronous face, for vetsyncctl and for start-up: each call
+ * blocks until PostgreSQL has answered.  The event loop's face (non-blocking
+ * connect, pipelined statements, reconnection) will live beside it as
+ * db_async_*() on the same struct db; a connection handed to the loop is then
+ * no longer used through the calls below.
+ *
+ * Errors: functions return 0 or a negative errno, and keep PostgreSQL's own
+ * message and SQLSTATE for db_error() and db_sqlstate() until the next
+ * call.  -ECONNREFUSED: could not connect; -ECONNRESET: the connection was
+ * lost; -EIO: the server refused the statement (see db_sqlstate());
+ * -ENOMEM; -EINVAL: bad arguments.  Messages name the target, never the
+ * password.
+ */
+#ifndef VS_SUPERVISOR_DB_H
+#define VS_SUPERVISOR_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct db;
+struct db_result;
+
+#define DB_ERR_MAX	1024	/* a message buffer that fits */
+#define DB_PARAMS_MAX	32	/* parameters of one statement */
+
+struct db_params {
+	const char *conninfo;		/* keyword=value string or URI */
+	const char *password;		/* NULL: libpq's own sources */
+	const char *application_name;	/* fallback_application_name */
+	uint64_t connect_timeout_ms;	/* 0: the conninfo's or libpq's */
+	uint64_t statement_timeout_ms;	/* 0: the server's */
+};
+
+/*
+ * Connect.  On success *ret_db is a new connection (db_free()).  On
+ * failure returns -ECONNREFUSED (or -ENOMEM) and writes into err a message
+ * naming the conninfo and what libpq said ("connection to server at ...,
+ * port ... failed: ...").
+ */
+int db_connect(const struct db_params *, struct db **ret_db, char *err,
+    size_t errsz);
+
+/*
+ * Connect as vetsyncd would: database.conninfo and its timeouts from cf,
+ * the password from the db-password secret if present.  A secret that
+ * exists but is refused (mode, size) is an error, not a fallback.
+ */
+int db_connect_config(const struct config *cf, const char *application_name,
+    struct db **ret_db, char *err, size_t errsz);
+
+/* Close and free; NULL is fine. */
+void db_free(struct db *);
+
+/* PostgreSQL's last message (one line), or "" if the last call succeeded. */
+const char *db_error(const struct db *);
+/* The last error's SQLSTATE ("42501"), or "" if there was none. */
+const char *db_sqlstate(const struct db *);
+/* What the connection reached, for messages: "host=... port=... dbname=...". */
+const char *db_target(const struct db *);
+
+/* Run one or more statements without parameters; results are discarded. */
+int db_exec(struct db *, const char *sql);
+
+/*
+ * Run one statement with nparams (at most DB_PARAMS_MAX) text parameters
+ * ($1, ...; NULL pointers are SQL NULL).  On success *ret is its result, all
+ * rows in memory; free it with db_result_free().
+ */
+int db_query(struct db *, const char *sql, int nparams,
+    const char *const *params, struct db_result **ret);
+
+/*
+ * Like db_query(), but hand the rows to fn one at a time as they arrive
+ * (libpq single-row mode), so a result of any size costs one row of memory.
+ * The row is a result of one row, valid only during the call.  fn returns 0
+ * to go on, a positive number to stop early (db_query_each() then returns
+ * 0), or a negative errno to stop with that error.
+ */
+typedef int db_row_fn(const struct db_result *row, void *arg);
+int db_query_each(struct db *, const char *sql, int nparams,
+    const char *const *params, db_row_fn *fn, void *arg);
+
+/* BEGIN [mode] (e.g. "ISOLATION LEVEL REPEATABLE READ READ ONLY"). */
+int db_begin(struct db *, const char *mode);
+int db_commit(struct db *);
+/* ROLLBACK; keeps the error of the failure that led here for db_error(). */
+void db_rollback(struct db *);
+
+size_t db_result_rows(const struct db_result *);
+size_t db_result_cols(const struct db_result *);
+/* The text of a value, or NULL for SQL NULL (or a row/column out of range). */
+const char *db_result_value(const struct db_result *, size_t row,
+    size_t col);
+void db_result_free(struct db_result *);
+
+#endif
