@@ -21,7 +21,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 	libinih-dev libcmocka-dev
 	clang libclang-rt-14-dev valgrind
 	postgresql postgresql-common
-	ca-certificates openssl curl procps iproute2 jq"
+	ca-certificates tzdata openssl curl procps iproute2 jq systemd"
 
 sudo_() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -887,6 +887,13 @@ worker_audit_exit(struct worker *w, const struct worker_outcome *o)
 	if (o->detail[0] != '\0')
 		json_object_set_new(f, "detail", json_string(o->detail));
 	json_object_set_new(f, "ok", json_boolean(o->result_ok));
+	if (o->result_status >= 0) {
+		const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+		    &vetsync__job_status__descriptor, o->result_status);
+
+		if (v != NULL)
+			json_object_set_new(f, "result", json_string(v->name));
+	}
 	json_object_set_new(f, "consultations",
 	    json_integer((json_int_t)o->consultations));
 	json_object_set_new(f, "appointments",

@@ -177,6 +177,7 @@ check "a frame for another job is a protocol violation" [ "$(exit_class wrongjob
 check "a silent worker is killed by the silence timeout" [ "$(exit_class silent-1)" = silence_timeout ]
 check "a good clinic completes among them" [ "$(exit_class ok-2)" = clean ]
 if [ "$(count_event credentials_suspended invalid-1)" -eq 1 ] &&
+    [ "$(field invalid-1 result)" = INVALID_CREDENTIALS ] &&
     ctl status | grep -q 'invalid-1 held'; then
 	ok "invalid credentials hold the clinic at once"
 else
