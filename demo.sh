@@ -87,7 +87,11 @@ echo "   ..."
 echo "== queue jobs"
 for c in clinic-1 clinic-2 clinic-3 clinic-4; do ctl sync --user "$c"; done
 ctl sync --user clinic-1 --kind schedule
-exits() { grep -c '"event":"worker_exit"' "$tmp/state/audit.spool" 2>/dev/null || echo 0; }
+exits() {
+	n=$(grep -c '"event":"worker_exit"' "$tmp/state/audit.spool" \
+	    2>/dev/null || true)
+	echo "${n:-0}"
+}
 i=0
 while [ "$(exits)" -lt 5 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 
