@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
@@ -140,13 +141,29 @@ jobspec_url_host_port(const char *url, char *host, size_t hostsz,
 
 /*
  * The worker never resolves names: resolve here and pin the address.
- * Literal addresses need no lookup.
+ * Literal addresses need no lookup.  getaddrinfo() blocks the loop, so the
+ * answer for the (one) IDEXX host is kept for RESOLVE_TTL_MS: at most one
+ * lookup a minute, however many clinics start.
  */
+#define RESOLVE_TTL_MS (60 * 1000)
+
+static struct {
+	char host[256];
+	char ip[64];
+	uint64_t expires_ms;
+} resolved;
+
 static int
 resolve_host(const char *host, char *ip, size_t ipsz, char *err, size_t errsz)
 {
 	struct addrinfo hints, *res = NULL;
 	int r;
+
+	if (strcmp(resolved.host, host) == 0 &&
+	    clock_mono_ms() < resolved.expires_ms) {
+		snprintf(ip, ipsz, "%s", resolved.ip);
+		return 0;
+	}
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -163,6 +180,9 @@ resolve_host(const char *host, char *ip, size_t ipsz, char *err, size_t errsz)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->
 		    sin6_addr, ip, (socklen_t)ipsz);
 	freeaddrinfo(res);
+	snprintf(resolved.host, sizeof(resolved.host), "%s", host);
+	snprintf(resolved.ip, sizeof(resolved.ip), "%s", ip);
+	resolved.expires_ms = clock_mono_ms() + RESOLVE_TTL_MS;
 	return 0;
 }
 
