@@ -1,18 +1,22 @@
 /*
  * PostgreSQL through libpq (db.h): the only file of vetsync that includes
- * libpq-fe.h.  Server notices (CREATE ... IF NOT EXISTS and the like) go to
+ * libpq-fe.h.  The synchronous face first, then the event loop's.  Server notices (CREATE ... IF NOT EXISTS and the like) go to
  * the debug log, not to stderr.
  */
+#include <sys/queue.h>
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <libpq-fe.h>
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 
 #include "supervisor/config.h"
 #include "supervisor/db.h"
@@ -171,29 +175,45 @@ out:
 	return r;
 }
 
-int
-db_connect_config(const struct config *cf, const char *application_name,
-    struct db **ret_db, char *err, size_t errsz)
+/*
+ * vetsyncd's connection parameters: database.* from cf, the password from
+ * the db-password secret (read into secret, which the caller releases) if
+ * there is one.  A secret that exists but is refused is an error.
+ */
+static int
+params_from_config(const struct config *cf, const char *application_name,
+    struct db_params *p, struct buf *secret, char *err, size_t errsz)
 {
-	struct db_params p = {
-		.conninfo = cf->database.conninfo,
-		.application_name = application_name,
-		.connect_timeout_ms = cf->database.connect_timeout_ms,
-		.statement_timeout_ms = cf->database.statement_timeout_ms,
-	};
-	struct buf secret;
 	char serr[SECRET_ERR_MAX];
 	int r;
 
-	buf_init(&secret, 0);
-	r = secret_read(SECRET_DB_PASSWORD, &secret, serr, sizeof(serr));
+	memset(p, 0, sizeof(*p));
+	p->conninfo = cf->database.conninfo;
+	p->application_name = application_name;
+	p->connect_timeout_ms = cf->database.connect_timeout_ms;
+	p->statement_timeout_ms = cf->database.statement_timeout_ms;
+	r = secret_read(SECRET_DB_PASSWORD, secret, serr, sizeof(serr));
 	if (r < 0 && r != -ENOENT) {
 		snprintf(err, errsz, "database: %s", serr);
 		return r;
 	}
 	if (r == 0)
-		p.password = secret.data;
-	r = db_connect(&p, ret_db, err, errsz);
+		p->password = secret->data;
+	return 0;
+}
+
+int
+db_connect_config(const struct config *cf, const char *application_name,
+    struct db **ret_db, char *err, size_t errsz)
+{
+	struct db_params p;
+	struct buf secret;
+	int r;
+
+	buf_init(&secret, 0);
+	if ((r = params_from_config(cf, application_name, &p, &secret, err,
+	    errsz)) == 0)
+		r = db_connect(&p, ret_db, err, errsz);
 	buf_release_secret(&secret);
 	return r;
 }
@@ -383,4 +403,494 @@ db_result_free(struct db_result *r)
 		return;
 	PQclear(r->res);
 	free(r);
+}
+
+/*
+ * The event loop's face.  States: DOWN (waiting for the backoff timer),
+ * CONNECTING (PQconnectPoll on the socket's events), IDLE (connected,
+ * nothing in flight), BUSY (the head unit sent, reading its results),
+ * ROLLBACK (the head unit failed inside its transaction: a ROLLBACK is on
+ * its way, then the unit's callback).
+ */
+#define BACKOFF_MIN_MS	500
+#define BACKOFF_MAX_MS	(10 * 1000)
+
+struct db_stmt {
+	char *sql;
+	int nparams;
+	char *params[DB_PARAMS_MAX];
+};
+
+struct db_unit {
+	struct db_stmt *stmts;
+	size_t n, cap;
+	db_unit_cb *cb;
+	void *arg;
+	TAILQ_ENTRY(db_unit) entry;
+};
+
+enum async_state { A_DOWN, A_CONNECTING, A_IDLE, A_BUSY, A_ROLLBACK };
+
+struct db_async {
+	struct event_base *base;
+	char *conninfo, *password, *appname;
+	char timeout[32], options[64];
+	PGconn *conn;
+	enum async_state state;
+	struct event *sock_ev;
+	struct event *timer;
+	uint64_t backoff_ms;
+	bool was_up, logged_down;
+	TAILQ_HEAD(, db_unit) queue;
+	size_t pending;
+	/* The head unit in flight. */
+	bool failed;
+	bool retry;
+	char error[DB_ERR_MAX];
+};
+
+static void async_connect(struct db_async *);
+static void async_event_cb(evutil_socket_t, short, void *);
+
+void
+db_unit_free(struct db_unit *u)
+{
+	if (u == NULL)
+		return;
+	for (size_t i = 0; i < u->n; i++) {
+		free(u->stmts[i].sql);
+		for (int j = 0; j < u->stmts[i].nparams; j++)
+			free(u->stmts[i].params[j]);
+	}
+	free(u->stmts);
+	free(u);
+}
+
+struct db_unit *
+db_unit_new(db_unit_cb *cb, void *arg)
+{
+	struct db_unit *u = xcalloc(1, sizeof(*u));
+
+	u->cb = cb;
+	u->arg = arg;
+	return u;
+}
+
+int
+db_unit_add(struct db_unit *u, const char *sql, int nparams,
+    const char *const *params)
+{
+	struct db_stmt *s;
+
+	if (nparams < 0 || nparams > DB_PARAMS_MAX)
+		return -EINVAL;
+	if (u->n == u->cap) {
+		u->cap = u->cap == 0 ? 8 : u->cap * 2;
+		u->stmts = xreallocarray(u->stmts, u->cap, sizeof(*u->stmts));
+	}
+	s = &u->stmts[u->n++];
+	memset(s, 0, sizeof(*s));
+	s->sql = xstrdup(sql);
+	s->nparams = nparams;
+	for (int j = 0; j < nparams; j++)
+		s->params[j] = params[j] != NULL ? xstrdup(params[j]) : NULL;
+	return 0;
+}
+
+bool
+db_async_connected(const struct db_async *a)
+{
+	return a->state >= A_IDLE;
+}
+
+size_t
+db_async_pending(const struct db_async *a)
+{
+	return a->pending;
+}
+
+static void
+async_timer(struct db_async *a, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(a->timer, &tv);
+}
+
+/* Watch the connection's socket for what (EV_READ / EV_WRITE). */
+static void
+async_watch(struct db_async *a, short what)
+{
+	if (a->sock_ev != NULL) {
+		event_free(a->sock_ev);
+		a->sock_ev = NULL;
+	}
+	if (what == 0 || a->conn == NULL || PQsocket(a->conn) < 0)
+		return;
+	a->sock_ev = event_new(a->base, PQsocket(a->conn), what,
+	    async_event_cb, a);
+	if (a->sock_ev == NULL)
+		fatalx("cannot create a database event");
+	event_add(a->sock_ev, NULL);
+}
+
+/* The connection failed or was lost: close it, try again later. */
+static void
+async_down(struct db_async *a, const char *why)
+{
+	char msg[DB_ERR_MAX];
+
+	copy_message(msg, sizeof(msg), why);
+	async_watch(a, 0);
+	evtimer_del(a->timer);
+	if (a->conn != NULL) {
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+	/* The unit in flight, if any, stays at the head: sent again. */
+	a->state = A_DOWN;
+	a->failed = false;
+	a->retry = false;
+	if (!a->logged_down) {
+		log_warnx("database '%s': %s: %s; retrying, %zu unit(s) "
+		    "waiting", a->conninfo, a->was_up ? "connection lost" :
+		    "cannot connect", msg, a->pending);
+		a->logged_down = true;
+	} else
+		log_debug("database '%s': %s", a->conninfo, msg);
+	if (a->backoff_ms == 0)
+		a->backoff_ms = BACKOFF_MIN_MS;
+	async_timer(a, a->backoff_ms);
+	a->backoff_ms *= 2;
+	if (a->backoff_ms > BACKOFF_MAX_MS)
+		a->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* Send the head unit, if idle and there is one. */
+static void
+async_send(struct db_async *a)
+{
+	struct db_unit *u;
+	int r;
+
+	if (a->state != A_IDLE || (u = TAILQ_FIRST(&a->queue)) == NULL)
+		return;
+	a->failed = false;
+	a->retry = false;
+	a->error[0] = '\0';
+	for (size_t i = 0; i < u->n; i++)
+		if (!PQsendQueryParams(a->conn, u->stmts[i].sql,
+		    u->stmts[i].nparams, NULL,
+		    (const char *const *)u->stmts[i].params, NULL, NULL, 0))
+			goto lost;
+	if (!PQpipelineSync(a->conn))
+		goto lost;
+	a->state = A_BUSY;
+	if ((r = PQflush(a->conn)) < 0)
+		goto lost;
+	async_watch(a, EV_READ | EV_PERSIST | (r == 1 ? EV_WRITE : 0));
+	return;
+lost:
+	async_down(a, PQerrorMessage(a->conn));
+}
+
+/* The head unit is done (not to be retried): its callback, then the next. */
+static void
+async_complete(struct db_async *a, int r)
+{
+	struct db_unit *u = TAILQ_FIRST(&a->queue);
+
+	TAILQ_REMOVE(&a->queue, u, entry);
+	a->pending--;
+	a->state = A_IDLE;
+	if (u->cb != NULL)
+		u->cb(r, r == 0 ? NULL : a->error, u->arg);
+	db_unit_free(u);
+	async_send(a);
+}
+
+/* Read what has arrived for the unit in flight. */
+static void
+async_read(struct db_async *a)
+{
+	PGresult *res;
+	int nulls = 0;
+
+	if (!PQconsumeInput(a->conn)) {
+		async_down(a, PQerrorMessage(a->conn));
+		return;
+	}
+	while (!PQisBusy(a->conn)) {
+		ExecStatusType st;
+
+		if ((res = PQgetResult(a->conn)) == NULL) {
+			/* The end of one statement's results. */
+			if (PQstatus(a->conn) == CONNECTION_BAD) {
+				async_down(a, PQerrorMessage(a->conn));
+				return;
+			}
+			if (++nulls > 1)
+				break;	/* nothing more is pending */
+			continue;
+		}
+		nulls = 0;
+		st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			if (a->state == A_ROLLBACK) {
+				async_complete(a, -EIO);
+				return;
+			}
+			if (!a->failed) {
+				async_complete(a, 0);
+				return;
+			}
+			/* A failed explicit transaction: end it. */
+			if (PQtransactionStatus(a->conn) == PQTRANS_INERROR ||
+			    PQtransactionStatus(a->conn) == PQTRANS_INTRANS) {
+				if (!PQsendQueryParams(a->conn, "ROLLBACK", 0,
+				    NULL, NULL, NULL, NULL, 0) ||
+				    !PQpipelineSync(a->conn) ||
+				    PQflush(a->conn) < 0) {
+					async_down(a, PQerrorMessage(a->conn));
+					return;
+				}
+				a->state = A_ROLLBACK;
+				continue;
+			}
+			if (a->retry) {
+				/* Serialization failure: send it again. */
+				a->state = A_IDLE;
+				async_send(a);
+				return;
+			}
+			async_complete(a, -EIO);
+			return;
+		}
+		if (a->state == A_BUSY && !a->failed &&
+		    st == PGRES_FATAL_ERROR) {
+			const char *state = PQresultErrorField(res,
+			    PG_DIAG_SQLSTATE);
+			const char *msg = PQresultErrorField(res,
+			    PG_DIAG_MESSAGE_PRIMARY);
+
+			a->failed = true;
+			copy_message(a->error, sizeof(a->error),
+			    msg != NULL ? msg : PQerrorMessage(a->conn));
+			a->retry = state != NULL &&
+			    (strcmp(state, "40001") == 0 ||
+			    strcmp(state, "40P01") == 0);
+		}
+		PQclear(res);
+	}
+	if (PQstatus(a->conn) == CONNECTION_BAD)
+		async_down(a, PQerrorMessage(a->conn));
+}
+
+static void
+async_connected(struct db_async *a)
+{
+	PQsetNoticeProcessor(a->conn, notice_processor, NULL);
+	if (PQsetnonblocking(a->conn, 1) != 0 ||
+	    !PQenterPipelineMode(a->conn)) {
+		async_down(a, PQerrorMessage(a->conn));
+		return;
+	}
+	evtimer_del(a->timer);
+	a->state = A_IDLE;
+	a->backoff_ms = 0;
+	if (!a->was_up || a->logged_down)
+		log_info("database: connected to %s/%s (%zu unit(s) waiting)",
+		    PQhost(a->conn), PQdb(a->conn), a->pending);
+	a->was_up = true;
+	a->logged_down = false;
+	async_watch(a, EV_READ | EV_PERSIST);
+	async_send(a);
+}
+
+static void
+async_poll(struct db_async *a)
+{
+	switch (PQconnectPoll(a->conn)) {
+	case PGRES_POLLING_READING:
+		async_watch(a, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		async_watch(a, EV_WRITE);
+		break;
+	case PGRES_POLLING_OK:
+		async_connected(a);
+		break;
+	default:
+		async_down(a, PQerrorMessage(a->conn));
+		break;
+	}
+}
+
+static void
+async_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_async *a = arg;
+	int r;
+
+	(void)fd;
+	switch (a->state) {
+	case A_CONNECTING:
+		async_poll(a);
+		break;
+	case A_IDLE:
+		/* Nothing asked: a notice, or the server going away. */
+		if (!PQconsumeInput(a->conn) ||
+		    PQstatus(a->conn) == CONNECTION_BAD)
+			async_down(a, PQerrorMessage(a->conn));
+		break;
+	case A_BUSY:
+	case A_ROLLBACK:
+		if (what & EV_WRITE) {
+			if ((r = PQflush(a->conn)) < 0) {
+				async_down(a, PQerrorMessage(a->conn));
+				return;
+			}
+			if (r == 0)
+				async_watch(a, EV_READ | EV_PERSIST);
+		}
+		if (what & EV_READ)
+			async_read(a);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+async_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct db_async *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (a->state == A_CONNECTING)
+		async_down(a, "connect timeout");
+	else if (a->state == A_DOWN)
+		async_connect(a);
+}
+
+static void
+async_connect(struct db_async *a)
+{
+	const char *keys[8], *vals[8];
+	int n = 0;
+
+	keys[n] = "dbname";
+	vals[n++] = a->conninfo;
+	if (a->password != NULL) {
+		keys[n] = "password";
+		vals[n++] = a->password;
+	}
+	if (a->options[0] != '\0') {
+		keys[n] = "options";
+		vals[n++] = a->options;
+	}
+	keys[n] = "client_encoding";
+	vals[n++] = "UTF8";
+	keys[n] = "fallback_application_name";
+	vals[n++] = a->appname;
+	keys[n] = NULL;
+	vals[n] = NULL;
+
+	a->conn = PQconnectStartParams(keys, vals, 1);
+	if (a->conn == NULL)
+		fatalx("database: out of memory");
+	if (PQstatus(a->conn) == CONNECTION_BAD) {
+		async_down(a, PQerrorMessage(a->conn));
+		return;
+	}
+	a->state = A_CONNECTING;
+	/* libpq's connect_timeout is enforced by blocking calls only. */
+	async_timer(a, a->timeout[0] != '\0' ?
+	    strtoull(a->timeout, NULL, 10) : 10000);
+	async_watch(a, EV_WRITE);
+}
+
+int
+db_async_new(struct event_base *base, const struct db_params *p,
+    struct db_async **ret)
+{
+	struct db_async *a;
+
+	if (p == NULL || p->conninfo == NULL)
+		return -EINVAL;
+	a = xcalloc(1, sizeof(*a));
+	a->base = base;
+	a->conninfo = xstrdup(p->conninfo);
+	a->password = p->password != NULL ? xstrdup(p->password) : NULL;
+	a->appname = xstrdup(p->application_name != NULL ?
+	    p->application_name : "vetsync");
+	if (p->connect_timeout_ms > 0)
+		snprintf(a->timeout, sizeof(a->timeout), "%llu",
+		    (unsigned long long)p->connect_timeout_ms);
+	if (p->statement_timeout_ms > 0)
+		snprintf(a->options, sizeof(a->options),
+		    "-c statement_timeout=%llu",
+		    (unsigned long long)p->statement_timeout_ms);
+	TAILQ_INIT(&a->queue);
+	if ((a->timer = evtimer_new(base, async_timer_cb, a)) == NULL)
+		fatalx("cannot create a database timer");
+	async_connect(a);
+	*ret = a;
+	return 0;
+}
+
+int
+db_async_new_config(struct event_base *base, const struct config *cf,
+    const char *application_name, struct db_async **ret, char *err,
+    size_t errsz)
+{
+	struct db_params p;
+	struct buf secret;
+	int r;
+
+	buf_init(&secret, 0);
+	if ((r = params_from_config(cf, application_name, &p, &secret, err,
+	    errsz)) == 0 && (r = db_async_new(base, &p, ret)) < 0)
+		snprintf(err, errsz, "database: %s", strerror(-r));
+	buf_release_secret(&secret);
+	return r;
+}
+
+void
+db_async_submit(struct db_async *a, struct db_unit *u)
+{
+	TAILQ_INSERT_TAIL(&a->queue, u, entry);
+	a->pending++;
+	async_send(a);
+}
+
+void
+db_async_free(struct db_async *a)
+{
+	struct db_unit *u;
+
+	if (a == NULL)
+		return;
+	async_watch(a, 0);
+	if (a->timer != NULL)
+		event_free(a->timer);
+	if (a->conn != NULL)
+		PQfinish(a->conn);
+	snprintf(a->error, sizeof(a->error), "database layer closed");
+	while ((u = TAILQ_FIRST(&a->queue)) != NULL) {
+		TAILQ_REMOVE(&a->queue, u, entry);
+		if (u->cb != NULL)
+			u->cb(-ECANCELED, a->error, u->arg);
+		db_unit_free(u);
+	}
+	free(a->conninfo);
+	if (a->password != NULL) {
+		explicit_bzero(a->password, strlen(a->password));
+		free(a->password);
+	}
+	free(a->appname);
+	free(a);
 }

@@ -9,11 +9,10 @@
  * connect timeout given here win over anything it says).  Without a
  * db-password secret libpq's own sources apply (PGPASSWORD, ~/.pgpass).
  *
- * This is the synchronous face, for vetsyncctl and for start-up: each call
- * blocks until PostgreSQL has answered.  The event loop's face (non-blocking
- * connect, pipelined statements, reconnection) will live beside it as
- * db_async_*() on the same struct db; a connection handed to the loop is then
- * no longer used through the calls below.
+ * The synchronous face, for vetsyncctl and for start-up: each call blocks
+ * until PostgreSQL has answered.  The event loop's face (non-blocking
+ * connect, pipelined units of work, reconnection) is db_async_*() at the
+ * end, with a connection of its own.
  *
  * Errors: functions return 0 or a negative errno, and keep PostgreSQL's own
  * message and SQLSTATE for db_error() and db_sqlstate() until the next
@@ -25,6 +24,7 @@
 #ifndef VS_SUPERVISOR_DB_H
 #define VS_SUPERVISOR_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,5 +104,56 @@ size_t db_result_cols(const struct db_result *);
 const char *db_result_value(const struct db_result *, size_t row,
     size_t col);
 void db_result_free(struct db_result *);
+
+/*
+ * The event loop's face: one connection driven by libevent, never blocking.
+ *
+ * db_async_new() starts a non-blocking connect (PQconnectStartParams,
+ * PQconnectPoll on the socket's events); if it fails, or the connection is
+ * lost later, it tries again with a doubling backoff (0.5 s .. 10 s),
+ * logging once per change of state (connected / unreachable).
+ *
+ * Work is submitted as units: a unit is a list of statements sent together
+ * in pipeline mode (one round trip), normally BEGIN ... COMMIT, run in FIFO
+ * order, one at a time.  A unit's callback runs exactly once: with 0 when
+ * every statement succeeded, or -EIO when the server refused one (the
+ * message is passed; the unit's transaction is rolled back), or
+ * -ECANCELED when the layer is freed with the unit still queued.  When the
+ * connection is lost while a unit is in flight (a server restart), the
+ * unit is sent again, whole, once reconnected; so a unit must be a single
+ * transaction whose effect is the same if applied twice (its COMMIT may
+ * have happened before the connection dropped).  Serialization failures
+ * and deadlocks are retried the same way.
+ */
+struct db_async;
+struct db_unit;
+struct event_base;
+
+typedef void db_unit_cb(int r, const char *error, void *arg);
+
+int db_async_new(struct event_base *, const struct db_params *,
+    struct db_async **ret);
+/* As db_connect_config(): database.* and the db-password secret. */
+int db_async_new_config(struct event_base *, const struct config *,
+    const char *application_name, struct db_async **ret, char *err,
+    size_t errsz);
+/* Close; queued units' callbacks run with -ECANCELED.  NULL is fine. */
+void db_async_free(struct db_async *);
+bool db_async_connected(const struct db_async *);
+/* Units queued or in flight. */
+size_t db_async_pending(const struct db_async *);
+
+/* A new, empty unit; cb (may be NULL) runs once it is done. */
+struct db_unit *db_unit_new(db_unit_cb *cb, void *arg);
+/*
+ * Append a statement with nparams text parameters (copied; NULL is SQL
+ * NULL).  Returns 0, -EINVAL (too many parameters) or -ENOMEM.
+ */
+int db_unit_add(struct db_unit *, const char *sql, int nparams,
+    const char *const *params);
+/* Hand the unit over (db owns it from here, and frees it after its cb). */
+void db_async_submit(struct db_async *, struct db_unit *);
+/* Free a unit that was never submitted; NULL is fine. */
+void db_unit_free(struct db_unit *);
 
 #endif
