@@ -40,10 +40,12 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "supervisor/db.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/kmsg.h"
 #include "supervisor/notify.h"
 #include "supervisor/policyhash.h"
+#include "supervisor/reconcile.h"
 #include "supervisor/secrets.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
@@ -56,6 +58,7 @@ struct supervisor *sv = &the_supervisor;
 
 static const char *config_path = CONFIG_DEFAULT_PATH;
 static struct event *stop_timer, *watchdog_timer;
+static struct db_async *database;
 
 static void __attribute__((noreturn))
 usage(int code)
@@ -506,6 +509,14 @@ main(int argc, char **argv)
 		    json_string(sv->policy_sha256));
 		audit_record("supervisor_started", NULL, 0, f);
 	}
+	/*
+	 * The database is connected in the background: while it is down the
+	 * workers still run, and their results wait in its queue.
+	 */
+	if ((r = db_async_new_config(sv->base, sv->config, "vetsyncd",
+	    &database, err, sizeof(err))) < 0)
+		fatalx("%s", err);
+	reconcile_init(database);
 	workers_prespawn();
 	notify_send("READY=1");
 	if ((wd = notify_watchdog_ms()) > 0) {
@@ -523,6 +534,11 @@ main(int argc, char **argv)
 	control_close();
 	clinics_free_all();
 	workers_release();
+	if (db_async_pending(database) > 0)
+		log_warnx("stopping: %zu database unit(s) not written",
+		    db_async_pending(database));
+	reconcile_init(NULL);
+	db_async_free(database);
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigev[i]);
 	event_free(stop_timer);

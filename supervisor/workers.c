@@ -44,6 +44,7 @@
 #include "supervisor/config.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/kmsg.h"
+#include "supervisor/reconcile.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/workers.h"
@@ -73,6 +74,7 @@ struct worker {
 	struct event *silence_timer;	/* no frame for too long */
 	struct event *stop_timer;	/* Cancel/Shutdown not obeyed */
 	struct cgroup_clinic *cgroup;
+	struct reconcile *reconcile;	/* the job's records, for the DB */
 	worker_done_cb done;
 	void *done_arg;
 
@@ -394,6 +396,7 @@ on_record(struct worker *w, const Vetsync__Envelope *env)
 	}
 	if (!job_matches(w, job_id, frame_kind_name((int)env->msg_case)))
 		return -EPROTO;
+	reconcile_record(w->reconcile, env);
 	return 0;
 }
 
@@ -560,6 +563,7 @@ worker_free(struct worker *w)
 	if (w->stop_timer != NULL)
 		event_free(w->stop_timer);
 	cgroup_clinic_free(w->cgroup);
+	reconcile_free(w->reconcile);
 	free(w);
 }
 
@@ -653,6 +657,7 @@ worker_audit_start(struct worker *w)
 	json_object_set_new(f, "policy_sha256", json_string(sv->policy_sha256));
 	json_object_set_new(f, "mechanism", json_string(sv->mechanism));
 	audit_record("sync_started", w->clinic, w->job.id, f);
+	w->reconcile = reconcile_start(&w->job);
 }
 
 /* A ready spare, taken out of the pool; NULL when none is ready. */
@@ -981,6 +986,8 @@ workers_reap(void)
 		/* Anything it left behind in its cgroup goes too. */
 		if (w->cgroup != NULL)
 			(void)cgroup_clinic_kill(w->cgroup);
+		reconcile_finish(w->reconcile, &o);
+		w->reconcile = NULL;
 		w->done(&w->job, &o, w->done_arg);
 		worker_free(w);
 	}
