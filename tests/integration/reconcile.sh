@@ -22,7 +22,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=18
+N=22
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "reconcile case $i" "$1"; done
@@ -90,6 +90,10 @@ expected() {
 }
 expected 1 >"$tmp/exp1.json"
 expected 2 >"$tmp/exp2.json"
+# Tomorrow, clinic-local: what the schedule sync fetches.
+wstart=$(TZ=$tz date -d tomorrow '+%Y-%m-%d 00:00:00')
+wend=$(TZ=$tz date -d '2 days' '+%Y-%m-%d 00:00:00')
+expected 1 >"$tmp/tomorrow.json"
 
 # Before any sync: a case carrying one consultation's appointment id, and
 # two cases for another's patient on its day (one candidate too many).
@@ -103,6 +107,12 @@ sql "insert into cases (user_id, patient_name, idexx_appointment_id, status)
 sql "insert into cases (user_id, patient_name, scheduled_at) values
     ('$U', \$\$${pb}\$\$, ('$db_'::timestamp at time zone '$tz')),
     ('$U', \$\$${pb}\$\$, ('$db_'::timestamp at time zone '$tz'))"
+
+# A case already booked for an appointment that is cancelled tomorrow.
+xa=$(jq -r '[.appointments[] | select(.cancelled and (.is_block | not) and
+    (.is_roster | not))][0].id // empty' "$tmp/tomorrow.json")
+[ -n "$xa" ] && sql "insert into cases (user_id, patient_name,
+    idexx_appointment_id, status) values ('$U', 'Booked', '$xa', 'scheduled')"
 
 mkdir -p "$tmp/state" "$tmp/creds"
 chmod 700 "$tmp/creds"
@@ -192,7 +202,9 @@ jq -r --arg p "$pb" --arg d "$(echo "$db_" | cut -c1-10)" '.consultations[] |
 want=$((ncomp - $(grep -c ' completed$' "$tmp/amb.want")))
 [ "$(jq -r ".consultations[20].status" "$tmp/exp1.json")" = completed ] &&
     want=$((want - 1))
+# the cases made above: 3, and 1 more for a cancelled appointment
 want=$((want + 3))
+[ -n "$xa" ] && want=$((want + 1))
 [ "$ncase" -eq "$want" ] || diag "$(sql "select coalesce(match_rule, '-') ||
     ':' || sync_status || ':' || count(*) from consultation_sync_status
     where user_id = '$U' group by match_rule, sync_status" | tr '\n' ' ')"
@@ -239,6 +251,47 @@ check "RLS: the user sees its $ru cases, another user none ($ro, $rs)" \
     test "$ru" -eq "$ncase" -a "$ro" -eq 0 -a "$rs" -eq 0
 ra=$(num "$(sql "begin; set local role anon; select count(*) from cases; commit;" 2>/dev/null | tail -1)")
 check "RLS: an anonymous caller reads no case ($ra)" test "$ra" -le 0
+
+# Schedule: tomorrow's visits become cases, once.
+kind_ge() {
+	[ "$(num "$(sql "select count(*) from idexx_sync_sessions where
+	    user_id = '$1' and kind = 'schedule' and status = 'completed'")")" \
+	    -ge "$2" ]
+}
+sched_wait() {
+	ctl sync --user "$1" --kind schedule >/dev/null || return 1
+	wait_for 60 kind_ge "$1" "$2"
+}
+check "schedule sync completes" sched_wait $U 1
+jq -r '.appointments[] | select((.cancelled | not) and (.is_block | not) and
+    (.is_roster | not)) | .id' "$tmp/tomorrow.json" | sort >"$tmp/visits"
+sql "select idexx_appointment_id || ' ' || count(*) || ' ' || min(status)
+    from cases where user_id = '$U' and metadata ? 'idexx_appointment'
+    group by idexx_appointment_id" | sort >"$tmp/sched"
+sched_ok() {
+	[ -s "$tmp/visits" ] || { diag "no visits tomorrow"; return 1; }
+	while read -r a; do
+		grep -qx "$a 1 scheduled" "$tmp/sched" ||
+		    { diag "appointment $a: '$(grep "^$a " "$tmp/sched")'"
+		    return 1; }
+	done <"$tmp/visits"
+}
+sched_ok >/dev/null || { diag "sched: $(tr '\n' ';' <"$tmp/sched")"
+    diag "expected: $(jq -c '[.appointments[] | [.id, .cancelled, .is_block, .is_roster, .current_status, .start]]' "$tmp/tomorrow.json")"; }
+check "each of tomorrow's $(wc -l <"$tmp/visits") visits has one scheduled case" sched_ok
+if [ -n "$xa" ]; then
+	xs=$(sql "select string_agg(status, ',') from cases
+	    where user_id = '$U' and idexx_appointment_id = '$xa'")
+	check "a booked case whose appointment was cancelled is marked ($xs)" \
+	    test "$xs" = cancelled
+else
+	skip "a booked case whose appointment was cancelled is marked" \
+	    "no cancelled appointment tomorrow"
+fi
+snapshot $U 3
+sched_wait $U 2
+snapshot $U 4
+check "a second schedule sync changes nothing" cmp -s "$tmp/snap.3" "$tmp/snap.4"
 
 # The database goes away while clinic two syncs, and comes back.
 pg_ctlcluster "${PGVERSION:-15}" regress stop
