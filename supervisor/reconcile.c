@@ -252,12 +252,12 @@ kind_sql(enum worker_job_kind kind)
 	}
 }
 
-/* A unit opening the tenant's transaction. */
+/* A unit opening user's tenant-scoped transaction. */
 static struct db_unit *
-tenant_unit(const struct reconcile *r, db_unit_cb *cb, void *arg)
+tenant_unit(const char *user, db_unit_cb *cb, void *arg)
 {
 	struct db_unit *u = db_unit_new(cb, arg);
-	const char *p[1] = { r->user };
+	const char *p[1] = { user };
 
 	(void)db_unit_add(u, "BEGIN", 0, NULL);
 	(void)db_unit_add(u, sql_role, 0, NULL);
@@ -289,7 +289,7 @@ reconcile_start(const struct worker_job *job)
 	if ((r->records = json_array()) == NULL)
 		fatalx("out of memory");
 
-	u = tenant_unit(r, NULL, NULL);
+	u = tenant_unit(r->user, NULL, NULL);
 	p[0] = r->session;
 	p[1] = r->user;
 	p[2] = kind_sql(r->kind);
@@ -408,10 +408,44 @@ reconcile_record(struct reconcile *r, const Vetsync__Envelope *env)
 
 struct apply_ctx {
 	char user[37];
+	char session[37];
+	const char *kind;
 	unsigned long long job_id;
 	size_t n;
 	const char *status;
 };
+
+/*
+ * The results' transaction was refused (rolled back, session and all):
+ * record that on the session, so that it does not stay 'running'.
+ */
+static void
+session_failed(const struct apply_ctx *c, const char *error)
+{
+	struct db_unit *u;
+	json_t *err = json_object();
+	char *text, failed[24];
+	const char *p[7];
+
+	json_object_set_new(err, "class", json_string("database"));
+	set_str(err, "detail", error);
+	if ((text = json_dumps(err, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
+		fatalx("out of memory");
+	snprintf(failed, sizeof(failed), "%zu", c->n);
+	u = tenant_unit(c->user, NULL, NULL);
+	p[0] = c->session;
+	p[1] = c->user;
+	p[2] = c->kind;
+	p[3] = "failed";
+	p[4] = "0";
+	p[5] = failed;
+	p[6] = text;
+	(void)db_unit_add(u, sql_session_end, 7, p);
+	(void)db_unit_add(u, "COMMIT", 0, NULL);
+	db_async_submit(rdb, u);
+	free(text);
+	json_decref(err);
+}
 
 static void
 apply_done(int r, const char *error, void *arg)
@@ -421,9 +455,12 @@ apply_done(int r, const char *error, void *arg)
 	if (r == 0)
 		log_info("clinic=%s job=%llu: %zu record(s) reconciled, "
 		    "session %s", c->user, c->job_id, c->n, c->status);
-	else
+	else {
 		log_warnx("clinic=%s job=%llu: reconciliation failed: %s",
 		    c->user, c->job_id, error != NULL ? error : strerror(-r));
+		if (r == -EIO && rdb != NULL)
+			session_failed(c, error);
+	}
 	free(c);
 }
 
@@ -460,9 +497,11 @@ reconcile_finish(struct reconcile *r, const struct worker_outcome *o)
 	}
 	c = xcalloc(1, sizeof(*c));
 	snprintf(c->user, sizeof(c->user), "%s", r->user);
+	snprintf(c->session, sizeof(c->session), "%s", r->session);
+	c->kind = kind_sql(r->kind);
 	c->job_id = r->job_id;
 	c->status = status;
-	u = tenant_unit(r, apply_done, c);
+	u = tenant_unit(r->user, apply_done, c);
 	if (o->result_ok && json_array_size(r->records) > 0) {
 		records = json_dumps(r->records, JSON_COMPACT);
 		if (records == NULL)

@@ -22,7 +22,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=22
+N=27
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "reconcile case $i" "$1"; done
@@ -42,6 +42,7 @@ tap_plan $N
 tz=America/Denver
 U=11111111-2222-4333-8444-555555555501
 V=11111111-2222-4333-8444-555555555502
+W=11111111-2222-4333-8444-555555555503
 O=99999999-2222-4333-8444-555555555599
 db=vetsync_recon
 supw=${PGPASSWORD:-}
@@ -75,10 +76,11 @@ PGPASSWORD=$supw createdb -T template0 $db
 sql "alter role vetsync_daemon login password '$dpw'"
 sql "insert into users (id, clinic_name, idexx_sync_enabled, timezone) values
     ('$U', 'Clinic One', true, '$tz'), ('$V', 'Clinic Two', true, '$tz'),
+    ('$W', 'Clinic Three', true, '$tz'),
     ('$O', 'Other', true, '$tz')"
 
 "$sim" --port 0 --port-file "$tmp/port" --profile neo --timezone $tz \
-    --clinics 2 --consultations 50 --latency-ms 5 >"$tmp/sim.log" 2>&1 &
+    --clinics 3 --consultations 50 --latency-ms 5 >"$tmp/sim.log" 2>&1 &
 simpid=$!
 wait_for 10 test -s "$tmp/port" || diag "simulator did not start"
 url=http://127.0.0.1:$(cat "$tmp/port")
@@ -90,6 +92,7 @@ expected() {
 }
 expected 1 >"$tmp/exp1.json"
 expected 2 >"$tmp/exp2.json"
+expected 3 >"$tmp/exp3.json"
 # Tomorrow, clinic-local: what the schedule sync fetches.
 wstart=$(TZ=$tz date -d tomorrow '+%Y-%m-%d 00:00:00')
 wend=$(TZ=$tz date -d '2 days' '+%Y-%m-%d 00:00:00')
@@ -118,6 +121,7 @@ mkdir -p "$tmp/state" "$tmp/creds"
 chmod 700 "$tmp/creds"
 printf 'vet1@clinic1.test\npassword-1\nc1\n' >"$tmp/creds/idexx-$U"
 printf 'vet2@clinic2.test\npassword-2\nc2\n' >"$tmp/creds/idexx-$V"
+printf 'vet3@clinic3.test\npassword-3\nc3\n' >"$tmp/creds/idexx-$W"
 printf '%s\n' "$dpw" >"$tmp/creds/db-password"
 chmod 600 "$tmp/creds"/*
 cat >"$tmp/vetsyncd.conf" <<CONF
@@ -311,6 +315,47 @@ check "clinic two's notes match too" notes_match $V "$tmp/exp2.json"
 dup=$(num "$(sql "select count(*) from (select idexx_consultation_id from cases
     where user_id = '$V' group by 1 having count(*) > 1) d")")
 check "no case doubled ($dup)" test "$dup" -eq 0
+
+# Restarted with clinic three's results in flight: a lock held elsewhere
+# keeps its transaction waiting until the server goes down under it.
+PGPASSWORD=$supw psql -X -q -d $db -c "begin; lock table cases in exclusive
+    mode; select pg_sleep(120); commit;" >/dev/null 2>&1 &
+locker=$!
+waiting() {
+	[ "$(sql "select count(*) from pg_stat_activity where
+	    application_name = 'vetsyncd' and wait_event_type = 'Lock'")" -ge 1 ]
+}
+ctl sync --user $W >/dev/null
+if wait_for 60 waiting; then
+	ok "clinic three's results are in flight, waiting for a lock"
+else
+	not_ok "clinic three's results are in flight, waiting for a lock"
+fi
+pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast
+wait "$locker" 2>/dev/null
+check "after the restart: clinic three's session completed" \
+    wait_for 60 sessions_ge $W 1
+nw=$(num "$(sql "select count(*) || '/' || count(distinct consultation_id)
+    from consultation_sync_status where user_id = '$W'" | tr -d /)")
+dw=$(num "$(sql "select count(*) from (select idexx_consultation_id
+    from cases where user_id = '$W' group by 1 having count(*) > 1) d")")
+check "clinic three's 50 results written once, no case doubled ($nw, $dw)" \
+    test "$nw" = 5050 -a "$dw" -eq 0
+
+# A transaction the server refuses: the results are rolled back, and the
+# session says so instead of staying 'running'.
+sql "revoke insert on cases from authenticated"
+failed_ge() {
+	[ "$(num "$(sql "select count(*) from idexx_sync_sessions where
+	    user_id = '$V' and status = 'failed'
+	    and error_details->>'class' = 'database'")")" -ge 1 ]
+}
+ctl sync --user $V >/dev/null
+check "a refused transaction marks the session failed" wait_for 60 failed_ge
+sql "grant insert on cases to authenticated"
+nr=$(num "$(sql "select count(*) from idexx_sync_sessions where
+    user_id = '$V' and status = 'running'")")
+check "no session left running ($nr)" test "$nr" -eq 0
 
 kill -TERM "$daemon"
 wait "$daemon" 2>/dev/null
