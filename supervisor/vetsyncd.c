@@ -59,6 +59,8 @@ struct supervisor *sv = &the_supervisor;
 static const char *config_path = CONFIG_DEFAULT_PATH;
 static struct event *stop_timer, *watchdog_timer;
 static struct db_async *database;
+static struct event *drain_timer;	/* stopping: the database queue */
+static uint64_t drain_deadline_ms;
 
 static void __attribute__((noreturn))
 usage(int code)
@@ -258,11 +260,31 @@ reload(void)
 	clinics_pump();
 }
 
+/*
+ * Exit once stopping, every worker is gone and what they left for the
+ * database is written: while the database is connected, its queue gets
+ * until drain_deadline_ms; when it is down, nothing waits for it.
+ */
 static void
 maybe_exit(void)
 {
-	if (sv->stopping && workers_count() == 0)
-		event_base_loopexit(sv->base, NULL);
+	struct timeval tv = clock_timeval_ms(50);
+
+	if (!sv->stopping || workers_count() > 0)
+		return;
+	if (database != NULL && db_async_connected(database) &&
+	    db_async_pending(database) > 0 &&
+	    clock_mono_ms() < drain_deadline_ms) {
+		evtimer_add(drain_timer, &tv);
+		return;
+	}
+	event_base_loopexit(sv->base, NULL);
+}
+
+static void
+drain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	maybe_exit();
 }
 
 static void
@@ -297,6 +319,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		clinics_stop();
 		tv = clock_timeval_ms(sv->config->workers.stop_timeout_ms + 500);
 		evtimer_add(stop_timer, &tv);
+		drain_deadline_ms = clock_mono_ms() +
+		    2 * sv->config->workers.stop_timeout_ms + 5000;
 		maybe_exit();
 		break;
 	case SIGHUP:
@@ -486,6 +510,7 @@ main(int argc, char **argv)
 			fatalx("cannot handle signal %d", sigs[i]);
 	}
 	stop_timer = evtimer_new(sv->base, stop_timer_cb, NULL);
+	drain_timer = evtimer_new(sv->base, drain_timer_cb, NULL);
 
 	if (socket_path == NULL) {
 		const char *rt = getenv("RUNTIME_DIRECTORY");
@@ -542,6 +567,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigev[i]);
 	event_free(stop_timer);
+	event_free(drain_timer);
 	if (watchdog_timer != NULL)
 		event_free(watchdog_timer);
 	audit_close();

@@ -22,7 +22,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=27
+N=28
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "reconcile case $i" "$1"; done
@@ -357,9 +357,22 @@ nr=$(num "$(sql "select count(*) from idexx_sync_sessions where
     user_id = '$V' and status = 'running'")")
 check "no session left running ($nr)" test "$nr" -eq 0
 
+# Stopped in the middle of a job: the cancelled job's end is written
+# before vetsyncd exits, so no session is left running.
+running_w() {
+	[ "$(sql "select count(*) from idexx_sync_sessions where
+	    user_id = '$W' and status = 'running'")" -ge 1 ]
+}
+ctl sync --user $W >/dev/null
+wait_for 30 running_w || diag "clinic three's second session did not start"
 kill -TERM "$daemon"
 wait "$daemon" 2>/dev/null
 daemon=
+st=$(sql "select string_agg(status, ',' order by started_at)
+    from idexx_sync_sessions where user_id = '$W'")
+check "stopped mid-job: the session is closed, not left running ($st)" \
+    test "$(sql "select count(*) from idexx_sync_sessions
+    where user_id = '$W' and status = 'running'")" -eq 0
 if [ "$tap_failed" -gt 0 ]; then
 	diag "vetsyncd log (tail):"
 	tail -30 "$tmp/vetsyncd.log" | sed 's/^/# /'
