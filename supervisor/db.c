@@ -414,6 +414,7 @@ db_result_free(struct db_result *r)
  */
 #define BACKOFF_MIN_MS	500
 #define BACKOFF_MAX_MS	(10 * 1000)
+#define UNIT_RETRIES	3	/* serialization failures of one unit */
 
 struct db_stmt {
 	char *sql;
@@ -426,6 +427,7 @@ struct db_unit {
 	size_t n, cap;
 	db_unit_cb *cb;
 	void *arg;
+	unsigned retries;	/* after serialization failures, deadlocks */
 	TAILQ_ENTRY(db_unit) entry;
 };
 
@@ -638,6 +640,13 @@ async_read(struct db_async *a)
 		st = PQresultStatus(res);
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
+			if (a->state == A_ROLLBACK && a->retry &&
+			    TAILQ_FIRST(&a->queue)->retries++ < UNIT_RETRIES) {
+				/* Rolled back a deadlock: send it again. */
+				a->state = A_IDLE;
+				async_send(a);
+				return;
+			}
 			if (a->state == A_ROLLBACK) {
 				async_complete(a, -EIO);
 				return;
@@ -659,7 +668,8 @@ async_read(struct db_async *a)
 				a->state = A_ROLLBACK;
 				continue;
 			}
-			if (a->retry) {
+			if (a->retry &&
+			    TAILQ_FIRST(&a->queue)->retries++ < UNIT_RETRIES) {
 				/* Serialization failure: send it again. */
 				a->state = A_IDLE;
 				async_send(a);

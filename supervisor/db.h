@@ -122,8 +122,9 @@ void db_result_free(struct db_result *);
  * connection is lost while a unit is in flight (a server restart), the
  * unit is sent again, whole, once reconnected; so a unit must be a single
  * transaction whose effect is the same if applied twice (its COMMIT may
- * have happened before the connection dropped).  Serialization failures
- * and deadlocks are retried the same way.
+ * have happened before the connection dropped).  A unit that fails on a
+ * serialization failure or a deadlock is rolled back and sent again, up
+ * to 3 times.
  */
 struct db_async;
 struct db_unit;

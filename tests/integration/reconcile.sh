@@ -22,7 +22,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=28
+N=30
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "reconcile case $i" "$1"; done
@@ -356,6 +356,24 @@ sql "grant insert on cases to authenticated"
 nr=$(num "$(sql "select count(*) from idexx_sync_sessions where
     user_id = '$V' and status = 'running'")")
 check "no session left running ($nr)" test "$nr" -eq 0
+
+# A serialization failure (raised once, by a trigger whose sequence does
+# not roll back) is retried: the sync completes.
+sql "create sequence vs_fail_once;
+    create function vs_fail_once() returns trigger language plpgsql
+    security definer as \$f\$ begin
+	if nextval('vs_fail_once') = 1 then
+		raise exception 'injected' using errcode = '40001';
+	end if;
+	return null;
+    end \$f\$;
+    create trigger vs_fail_once before insert on consultation_sync_status
+    for each statement execute function vs_fail_once()"
+check "a serialization failure is retried, the sync completes" \
+    sync_wait $V 2
+sql "drop trigger vs_fail_once on consultation_sync_status"
+check "the injected failure happened ($(sql "select last_value from vs_fail_once"))" \
+    test "$(sql "select last_value from vs_fail_once")" -ge 2
 
 # Stopped in the middle of a job: the cancelled job's end is written
 # before vetsyncd exits, so no session is left running.
