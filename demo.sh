@@ -1,25 +1,39 @@
 #!/bin/sh
 # The main job on a built-in default: vetsyncd syncing clinics from the
-# IDEXX Neo simulator (tests/idexx_sim) through real sandboxed workers.
+# IDEXX Neo simulator (tests/idexx_sim) through real sandboxed workers into
+# a throw-away PostgreSQL (pg_virtualenv).
 #
 #   1. validate the example configuration (vetsyncd --check-config);
-#   2. start the simulator: 4 clinic accounts, 50 consultations each in
+#   2. create a throw-away database and apply the migrations
+#      (vetsyncctl migrate); add four clinics (users) to it;
+#   3. start the simulator: 4 clinic accounts, 50 consultations each in
 #      the last 48 h, 20 ms latency per request;
-#   3. start vetsyncd with the shipped neo site profile and the isolation
+#   4. start vetsyncd with the shipped neo site profile and the isolation
 #      policy, and show what confines the workers;
-#   4. reconcile the last 48 h of notes for three clinics, tomorrow's
+#   5. reconcile the last 48 h of notes for three clinics, tomorrow's
 #      schedule for one, and one clinic whose stored password is wrong;
-#   5. show vetsyncctl status, what each job found, the audit trail and
-#      the simulator's request counts; stop vetsyncd.
+#   6. show vetsyncctl status, what each job found, the cases and sync
+#      rows now in PostgreSQL, the audit trail and the simulator's request
+#      counts; stop vetsyncd.
 #
-# Not there yet (see README): results are counted and audited but not
-# written to PostgreSQL (the schema and vetsyncctl migrate exist; the
-# reconciliation into cases does not), and discharge calls.
+# Not there yet (see README): the scheduler (jobs here are triggered with
+# vetsyncctl sync), the encrypted credential store (credentials come from
+# systemd credentials), discharge calls and the HTTP API.
 set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 b="$top/build"
 [ -x "$b/vetsyncd" ] || { echo "demo: build first (./setup.sh)" >&2; exit 1; }
 [ -x "$b/tests/idexx_sim" ] || make -C "$b" tests/idexx_sim >/dev/null
+
+# A throw-away PostgreSQL cluster for the length of the demo.
+if [ -z "${VS_DEMO_INSIDE:-}" ]; then
+	VS_DEMO_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
+fi
+tz=America/Denver
+db=vetsync_demo
+dpw="demo-daemon-$$"
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db -c "$*"; }
+uuid() { printf '11111111-2222-4333-8444-55555555550%s' "$1"; }
 
 echo "== vetsyncd --check-config -c deploy/vetsyncd.conf"
 "$b/vetsyncd" --check-config -c "$top/deploy/vetsyncd.conf" 2>&1 | tail -1
@@ -37,9 +51,19 @@ trap cleanup EXIT
 mkdir -p "$tmp/state" "$tmp/creds"
 chmod 700 "$tmp/creds"
 
+echo "== throw-away PostgreSQL: vetsyncctl migrate"
+createdb -T template0 $db
+"$b/vetsyncctl" migrate --dir "$top/migrations" --conninfo "dbname=$db"
+sql "alter role vetsync_daemon login password '$dpw'"
+for i in 1 2 3 4; do
+	sql "insert into users (id, clinic_name, idexx_sync_enabled, timezone)
+	    values ('$(uuid $i)', 'Clinic $i', true, '$tz')"
+done
+
 echo "== IDEXX Neo simulator: 4 clinics, 50 consultations each, 20 ms latency"
 "$b/tests/idexx_sim" --port 0 --port-file "$tmp/port" --profile neo \
-    --clinics 4 --consultations 50 --latency-ms 20 2>"$tmp/sim.log" &
+    --clinics 4 --consultations 50 --latency-ms 20 --timezone $tz \
+    2>"$tmp/sim.log" &
 sim_pid=$!
 i=0
 while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -53,7 +77,9 @@ base_url = http://127.0.0.1:$port
 request_rate = 100
 max_parallel = 8
 [schedule]
-default_timezone = America/Denver
+default_timezone = $tz
+[database]
+conninfo = host=$PGHOST port=${PGPORT:-5432} dbname=$db user=vetsync_daemon
 [workers]
 binary = $b/vetsync-worker
 policy_dir = $top/policy
@@ -64,13 +90,15 @@ backoff_initial = 30s
 name = demo
 CONF
 # Clinic credentials, as systemd credentials (the encrypted store in
-# PostgreSQL is not wired in yet).  clinic-4's password is wrong.
+# PostgreSQL is not wired in yet).  Clinic 4's password is wrong.
 for i in 1 2 3 4; do
 	pw=password-$i
 	[ $i -eq 4 ] && pw=not-the-password
-	printf 'vet%s@clinic%s.test\n%s\nc%s\n' $i $i "$pw" $i > "$tmp/creds/idexx-clinic-$i"
-	chmod 600 "$tmp/creds/idexx-clinic-$i"
+	printf 'vet%s@clinic%s.test\n%s\nc%s\n' $i $i "$pw" $i \
+	    > "$tmp/creds/idexx-$(uuid $i)"
 done
+printf '%s\n' "$dpw" > "$tmp/creds/db-password"
+chmod 600 "$tmp/creds"/*
 
 echo "== starting vetsyncd"
 CREDENTIALS_DIRECTORY="$tmp/creds" "$b/vetsyncd" -c "$tmp/vetsyncd.conf" \
@@ -85,15 +113,24 @@ ctl policy show | head -12
 echo "   ..."
 
 echo "== queue jobs"
-for c in clinic-1 clinic-2 clinic-3 clinic-4; do ctl sync --user "$c"; done
-ctl sync --user clinic-1 --kind schedule
+for i in 1 2 3 4; do ctl sync --user "$(uuid $i)"; done
+ctl sync --user "$(uuid 1)" --kind schedule
 exits() {
 	n=$(grep -c '"event":"worker_exit"' "$tmp/state/audit.spool" \
 	    2>/dev/null || true)
 	echo "${n:-0}"
 }
+# The results reach PostgreSQL right after each job: wait for both.
+ended() {
+	n=$(sql "select count(*) from idexx_sync_sessions
+	    where status <> 'running'" 2>/dev/null || true)
+	echo "${n:-0}"
+}
 i=0
-while [ "$(exits)" -lt 5 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+while { [ "$(exits)" -lt 5 ] || [ "$(ended)" -lt 5 ]; } && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
 
 echo "== vetsyncctl status"
 ctl status
@@ -102,6 +139,20 @@ jq -r 'select(.event=="worker_exit") |
     "\(.clinic) \(.kind): \(if .ok then "ok" else "FAILED (\(.result // .class))" end), \(.consultations) consultations, \(.appointments) appointments, \(.duration_ms) ms, peak memory \((.memory_peak // 0) / 1048576 * 10 | floor / 10) MiB"' \
     "$tmp/state/audit.spool"
 grep -E 'job ended|held|alert' "$tmp/vetsyncd.log" | sed 's/^[^ ]* [^ ]* /   /' || true
+echo "== PostgreSQL: sync sessions"
+psql -X -d $db -c "select u.clinic_name, s.kind, s.status,
+    s.consultations_synced as synced, s.consultations_failed as failed
+    from idexx_sync_sessions s join users u on u.id = s.user_id
+    order by u.clinic_name, s.kind"
+echo "== PostgreSQL: cases and their notes, per clinic"
+psql -X -d $db -c "select u.clinic_name, count(c.*) as cases,
+    count(*) filter (where c.metadata->'idexx'->>'notes' <> '') as with_notes,
+    count(*) filter (where c.status = 'scheduled') as scheduled
+    from users u left join cases c on c.user_id = u.id
+    group by u.clinic_name order by 1"
+echo "== one case, as vetsync wrote it"
+sql "select jsonb_pretty(metadata) from cases where user_id = '$(uuid 1)'
+    and metadata ? 'idexx' order by id limit 1" | cut -c1-100 | head -20
 echo "== audit trail: events"
 jq -r '.event' "$tmp/state/audit.spool" | sort | uniq -c
 echo "== simulator: requests and bytes per clinic"
