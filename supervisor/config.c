@@ -76,6 +76,7 @@ enum config_type {
 
 #define CK_REQUIRED	0x1	/* an empty value is an error */
 #define CK_HOSTNAME	0x2	/* empty default: the host name */
+#define CK_KEY_ID	0x4	/* a CT_NAME without '.': a secret's suffix */
 
 /*
  * Bounds are in the type's unit; for the string types they bound the length
@@ -146,6 +147,11 @@ static const struct config_key config_keys[] = {
 	{ "schedule", "default_timezone", CT_TIMEZONE, "UTC", 1, 64,
 	    OFF(schedule.default_timezone), CK_REQUIRED, NULL,
 	    "time zone of clinics that have none recorded" },
+
+	{ "credentials", "key_id", CT_NAME, "1", 1, 64,
+	    OFF(credentials.key_id), CK_REQUIRED | CK_KEY_ID, NULL,
+	    "master key new credentials are encrypted with "
+	    "(encryption-key-<id>)" },
 
 	{ "workers", "max_concurrent", CT_UINT, "8", 1, 4096,
 	    OFF(workers.max_concurrent), 0, NULL,
@@ -856,6 +862,9 @@ config_type_help(const struct config_key *k)
 	case CT_STRING:
 		return "printable text";
 	case CT_NAME:
+		if (k->flags & CK_KEY_ID)
+			return "letters, digits, '_' and '-', not starting "
+			    "with '-'";
 		return "letters, digits, '.', '_' and '-', not starting "
 		    "with '-'";
 	case CT_EMAIL:
@@ -958,7 +967,8 @@ config_check_string(struct config_parse *p, const struct config_key *k,
 	}
 	switch (k->type) {
 	case CT_NAME:
-		ok = config_name_ok(v);
+		ok = config_name_ok(v) &&
+		    (!(k->flags & CK_KEY_ID) || strchr(v, '.') == NULL);
 		break;
 	case CT_EMAIL:
 		ok = config_email_ok(v, len);

@@ -58,6 +58,10 @@ struct config {
 	} schedule;
 
 	struct {
+		char *key_id;		/* master key of new encryptions */
+	} credentials;
+
+	struct {
 		unsigned max_concurrent;
 		uint64_t memory_max;	/* bytes */
 		uint64_t cpu_max_micro;	/* CPUs in millionths: 0.5 = 500000 */
