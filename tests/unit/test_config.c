@@ -351,11 +351,12 @@ static const struct {
 	/* Structure. */
 	{ "[log]\nlevel = info\n[databse]\nconninfo = x\n",
 	  NAME ":3: [databse]: unknown section (did you mean [database]?); "
-	  "allowed: [database], [idexx], [schedule], [workers], [discharge], "
-	  "[api], [alerts], [posthog], [instance], [log]" },
+	  "allowed: [database], [idexx], [schedule], [credentials], "
+	  "[workers], [discharge], [api], [alerts], [posthog], [instance], "
+	  "[log]" },
 	{ "[clinics]\n",
 	  NAME ":1: [clinics]: unknown section; allowed: [database], [idexx], "
-	  "[schedule], [workers], [discharge], [api], [alerts], [posthog], "
+	  "[schedule], [credentials], [workers], [discharge], [api], [alerts], [posthog], "
 	  "[instance], [log]" },
 	{ "[log] level = debug\n",
 	  NAME ":1: [log]: text after the section header; allowed: '[log]' "
@@ -501,6 +502,9 @@ static const struct {
 	{ "[workers]\nuser = -vetsync\n",
 	  NAME ":2: [workers] user '-vetsync': not valid; allowed: letters, "
 	  "digits, '.', '_' and '-', not starting with '-'" },
+	{ "[credentials]\nkey_id = v1.2\n",
+	  NAME ":2: [credentials] key_id 'v1.2': not valid; allowed: "
+	  "letters, digits, '_' and '-', not starting with '-'" },
 	{ "[workers]\ngroup = a_group_name_longer_than_32_bytes\n",
 	  NAME ":2: [workers] group 'a_group_name_longer_than_32_bytes': 33 "
 	  "bytes long; allowed: 1 to 32 bytes" },
