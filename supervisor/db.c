@@ -426,6 +426,7 @@ struct db_unit {
 	struct db_stmt *stmts;
 	size_t n, cap;
 	db_unit_cb *cb;
+	db_unit_rows_cb *rows_cb;	/* instead of cb: wants the rows */
 	void *arg;
 	unsigned retries;	/* after serialization failures, deadlocks */
 	TAILQ_ENTRY(db_unit) entry;
@@ -449,6 +450,7 @@ struct db_async {
 	bool failed;
 	bool retry;
 	char error[DB_ERR_MAX];
+	PGresult *rows;		/* its last result with tuples so far */
 };
 
 static void async_connect(struct db_async *);
@@ -476,6 +478,36 @@ db_unit_new(db_unit_cb *cb, void *arg)
 	u->cb = cb;
 	u->arg = arg;
 	return u;
+}
+
+struct db_unit *
+db_unit_new_rows(db_unit_rows_cb *cb, void *arg)
+{
+	struct db_unit *u = db_unit_new(NULL, arg);
+
+	u->rows_cb = cb;
+	return u;
+}
+
+/* Run u's callback: res (may be NULL) holds its rows when r is 0. */
+static void
+unit_callback(struct db_unit *u, int r, const char *error, PGresult *res)
+{
+	struct db_result rows = { res };
+
+	if (u->rows_cb != NULL)
+		u->rows_cb(r, r == 0 ? NULL : error, r == 0 ? &rows : NULL,
+		    u->arg);
+	else if (u->cb != NULL)
+		u->cb(r, r == 0 ? NULL : error, u->arg);
+}
+
+/* Forget the rows kept for the unit in flight (sent again, or done). */
+static void
+async_drop_rows(struct db_async *a)
+{
+	PQclear(a->rows);
+	a->rows = NULL;
 }
 
 int
@@ -551,6 +583,7 @@ async_down(struct db_async *a, const char *why)
 		a->conn = NULL;
 	}
 	/* The unit in flight, if any, stays at the head: sent again. */
+	async_drop_rows(a);
 	a->state = A_DOWN;
 	a->failed = false;
 	a->retry = false;
@@ -581,6 +614,7 @@ async_send(struct db_async *a)
 	a->failed = false;
 	a->retry = false;
 	a->error[0] = '\0';
+	async_drop_rows(a);
 	for (size_t i = 0; i < u->n; i++)
 		if (!PQsendQueryParams(a->conn, u->stmts[i].sql,
 		    u->stmts[i].nparams, NULL,
@@ -602,12 +636,20 @@ static void
 async_complete(struct db_async *a, int r)
 {
 	struct db_unit *u = TAILQ_FIRST(&a->queue);
+	PGresult *res = a->rows;
+	char error[DB_ERR_MAX];
 
+	/*
+	 * The callback may submit work, which sends the next unit at once:
+	 * what it reads (rows, message) must not be the next unit's.
+	 */
+	a->rows = NULL;
+	memcpy(error, a->error, sizeof(error));
 	TAILQ_REMOVE(&a->queue, u, entry);
 	a->pending--;
 	a->state = A_IDLE;
-	if (u->cb != NULL)
-		u->cb(r, r == 0 ? NULL : a->error, u->arg);
+	unit_callback(u, r, error, res);
+	PQclear(res);
 	db_unit_free(u);
 	async_send(a);
 }
@@ -691,6 +733,13 @@ async_read(struct db_async *a)
 			a->retry = state != NULL &&
 			    (strcmp(state, "40001") == 0 ||
 			    strcmp(state, "40P01") == 0);
+		} else if (a->state == A_BUSY && !a->failed &&
+		    st == PGRES_TUPLES_OK &&
+		    TAILQ_FIRST(&a->queue)->rows_cb != NULL) {
+			/* The latest rows so far: what the callback gets. */
+			PQclear(a->rows);
+			a->rows = res;
+			res = NULL;
 		}
 		PQclear(res);
 	}
@@ -890,10 +939,10 @@ db_async_free(struct db_async *a)
 	if (a->conn != NULL)
 		PQfinish(a->conn);
 	snprintf(a->error, sizeof(a->error), "database layer closed");
+	async_drop_rows(a);
 	while ((u = TAILQ_FIRST(&a->queue)) != NULL) {
 		TAILQ_REMOVE(&a->queue, u, entry);
-		if (u->cb != NULL)
-			u->cb(-ECANCELED, a->error, u->arg);
+		unit_callback(u, -ECANCELED, a->error, NULL);
 		db_unit_free(u);
 	}
 	free(a->conninfo);

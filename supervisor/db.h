@@ -146,6 +146,19 @@ size_t db_async_pending(const struct db_async *);
 
 /* A new, empty unit; cb (may be NULL) runs once it is done. */
 struct db_unit *db_unit_new(db_unit_cb *cb, void *arg);
+
+/*
+ * A unit whose callback also gets the rows of its last statement that
+ * returned tuples (a SELECT, or an INSERT ... RETURNING; even with no row).
+ * rows is valid only during the callback and is read with db_result_*();
+ * it is NULL when r < 0, and never NULL when r is 0 (no row, no column
+ * when no statement returned tuples).  Retries and resending after a
+ * reconnect are as for any unit: only the rows of the run that succeeded
+ * are seen.
+ */
+typedef void db_unit_rows_cb(int r, const char *error,
+    const struct db_result *rows, void *arg);
+struct db_unit *db_unit_new_rows(db_unit_rows_cb *cb, void *arg);
 /*
  * Append a statement with nparams text parameters (copied; NULL is SQL
  * NULL).  Returns 0, -EINVAL (too many parameters) or -ENOMEM.

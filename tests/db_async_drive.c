@@ -1,0 +1,219 @@
+/*
+ * Test driver (tests/integration/db_async.sh): db.c's event-loop face,
+ * db_async_*(), driven line by line from standard input so that a shell
+ * script can restart PostgreSQL, send NOTIFYs from psql and read what the
+ * layer did in between.  Each command line is "TAG COMMAND ARGS"; what it
+ * leads to is printed as lines starting with TAG, at once or when the unit
+ * is done:
+ *
+ *   TAG rows SQL[ ;; SQL ...]   a unit of these statements, with rows:
+ *                               "TAG ok NROWS NCOLS v,v|v,v" (NULL is ~)
+ *                               or "TAG err -ERRNO message"
+ *   TAG exec SQL[ ;; SQL ...]   a unit without rows: "TAG ok" / "TAG err"
+ *   TAG pending                 "TAG pending N"
+ *   TAG connected               "TAG connected 0|1"
+ *
+ * A statement's text parameters follow it, separated by tabs.  End of
+ * input frees the layer (units still queued print their -ECANCELED) and
+ * exits.
+ *
+ * usage: db_async_drive CONNINFO  (password: PGPASSWORD)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include "supervisor/db.h"
+
+#define LINE_MAX_LEN	(1024 * 1024)
+
+static struct db_async *db;
+static struct event_base *base;
+static char inbuf[LINE_MAX_LEN];
+static size_t inlen;
+
+struct tagged {
+	char tag[64];
+};
+
+static struct tagged *
+tagged_new(const char *tag)
+{
+	struct tagged *t = xcalloc(1, sizeof(*t));
+
+	snprintf(t->tag, sizeof(t->tag), "%.63s", tag);
+	return t;
+}
+
+static void
+print_rows(const char *tag, const struct db_result *rows)
+{
+	size_t nr = db_result_rows(rows), nc = db_result_cols(rows);
+
+	printf("%s ok %zu %zu ", tag, nr, nc);
+	for (size_t i = 0; i < nr; i++) {
+		for (size_t j = 0; j < nc; j++) {
+			const char *v = db_result_value(rows, i, j);
+
+			printf("%s%s", j > 0 ? "," : "", v != NULL ? v : "~");
+		}
+		if (i + 1 < nr)
+			putchar('|');
+	}
+	putchar('\n');
+}
+
+static void
+rows_done(int r, const char *error, const struct db_result *rows, void *arg)
+{
+	struct tagged *t = arg;
+
+	if (r == 0 && rows == NULL)
+		printf("%s err 0 success without rows\n", t->tag);
+	else if (r == 0)
+		print_rows(t->tag, rows);
+	else if (rows != NULL)
+		printf("%s err %d rows passed with an error\n", t->tag, r);
+	else
+		printf("%s err %d %s\n", t->tag, r, error != NULL ? error :
+		    "(no message)");
+	free(t);
+}
+
+static void
+exec_done(int r, const char *error, void *arg)
+{
+	struct tagged *t = arg;
+
+	if (r == 0)
+		printf("%s ok\n", t->tag);
+	else
+		printf("%s err %d %s\n", t->tag, r, error != NULL ? error :
+		    "(no message)");
+	free(t);
+}
+
+/* Add "SQL\tP1\tP2 ;; SQL ..." to u; returns 0 or a negative errno. */
+static int
+add_statements(struct db_unit *u, char *text)
+{
+	const char *params[DB_PARAMS_MAX + 1];
+	char *stmt, *next, *sep, *sql;
+	int n, r;
+
+	for (stmt = text; stmt != NULL; stmt = next) {
+		if ((sep = strstr(stmt, " ;; ")) != NULL) {
+			*sep = '\0';
+			next = sep + 4;
+		} else
+			next = NULL;
+		sql = strsep(&stmt, "\t");
+		for (n = 0; stmt != NULL && n <= DB_PARAMS_MAX; n++)
+			params[n] = strsep(&stmt, "\t");
+		if ((r = db_unit_add(u, sql, n, params)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+command(char *line)
+{
+	char *tag, *cmd, *rest;
+	struct db_unit *u;
+	int r;
+
+	tag = line;
+	if ((cmd = strchr(tag, ' ')) == NULL) {
+		printf("%s bad command\n", tag);
+		return;
+	}
+	*cmd++ = '\0';
+	if ((rest = strchr(cmd, ' ')) != NULL)
+		*rest++ = '\0';
+	else
+		rest = cmd + strlen(cmd);
+
+	if (strcmp(cmd, "rows") == 0 || strcmp(cmd, "exec") == 0) {
+		struct tagged *t = tagged_new(tag);
+
+		u = cmd[0] == 'r' ? db_unit_new_rows(rows_done, t) :
+		    db_unit_new(exec_done, t);
+		if ((r = add_statements(u, rest)) < 0) {
+			printf("%s err %d cannot add statement\n", tag, r);
+			db_unit_free(u);
+			free(t);
+			return;
+		}
+		db_async_submit(db, u);
+	} else if (strcmp(cmd, "pending") == 0) {
+		printf("%s pending %zu\n", tag, db_async_pending(db));
+	} else if (strcmp(cmd, "connected") == 0) {
+		printf("%s connected %d\n", tag, db_async_connected(db));
+	} else
+		printf("%s unknown command '%s'\n", tag, cmd);
+}
+
+static void
+stdin_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char *nl, *start;
+	ssize_t n;
+
+	(void)what;
+	(void)arg;
+	n = read(fd, inbuf + inlen, sizeof(inbuf) - 1 - inlen);
+	if (n <= 0) {
+		event_base_loopbreak(base);
+		return;
+	}
+	inlen += (size_t)n;
+	inbuf[inlen] = '\0';
+	start = inbuf;
+	while ((nl = strchr(start, '\n')) != NULL) {
+		*nl = '\0';
+		if (*start != '\0')
+			command(start);
+		start = nl + 1;
+	}
+	inlen -= (size_t)(start - inbuf);
+	memmove(inbuf, start, inlen);
+	if (inlen == sizeof(inbuf) - 1)
+		fatalx("input line over %d bytes", LINE_MAX_LEN);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct db_params p;
+	struct event *in;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: db_async_drive CONNINFO\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	log_init("db_async_drive", LOG_LEVEL_INFO);
+	if ((base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	memset(&p, 0, sizeof(p));
+	p.conninfo = argv[1];
+	p.application_name = "db_async_drive";
+	p.connect_timeout_ms = 2000;
+	if (db_async_new(base, &p, &db) < 0)
+		fatalx("cannot start the database layer");
+	in = event_new(base, 0, EV_READ | EV_PERSIST, stdin_cb, NULL);
+	event_add(in, NULL);
+	event_base_dispatch(base);
+	event_free(in);
+	db_async_free(db);
+	event_base_free(base);
+	return 0;
+}
