@@ -19,7 +19,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config
 	libevent-dev libseccomp-dev libcurl4-openssl-dev libpq-dev libssl-dev
 	libprotobuf-c-dev protobuf-c-compiler libxml2-dev libjansson-dev
 	libinih-dev libcmocka-dev
-	clang libclang-rt-14-dev valgrind
+	clang libclang-rt-14-dev valgrind nodejs
 	postgresql postgresql-common
 	ca-certificates tzdata openssl curl procps iproute2 jq systemd"
 

@@ -1,0 +1,129 @@
+/*
+ * credcrypt from the shell, for tests/integration/credcrypt.sh and for
+ * making or checking stored credentials by hand, with the same
+ * subcommands as tests/crypto/aes-node.js:
+ *
+ *	credcrypt_tool encrypt KEYID	plaintext on stdin, JSON on stdout
+ *	credcrypt_tool decrypt		JSON on stdin, plaintext on stdout
+ *
+ * Keys come from $CREDENTIALS_DIRECTORY/encryption-key-<id> or
+ * ENCRYPTION_KEY_<id>.  Plaintext goes out exactly, without a newline;
+ * JSON with one.  Exit 0, 1 with the error on stderr, 2 for bad usage.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+#include "supervisor/credcrypt.h"
+
+/* Room for the largest stored text, and one byte to notice more. */
+#define TOOL_INPUT_MAX	(CREDCRYPT_JSON_MAX + 1)
+
+static int
+read_stdin(struct buf *b)
+{
+	char chunk[4096];
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		n = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0) {
+			r = 0;
+			break;
+		}
+		if ((r = buf_append(b, chunk, (size_t)n)) < 0)
+			break;
+	}
+	explicit_bzero(chunk, sizeof(chunk));
+	return r;
+}
+
+static int
+write_all(const char *p, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(STDOUT_FILENO, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: credcrypt_tool encrypt KEYID < plaintext\n"
+	    "       credcrypt_tool decrypt < stored-json\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct credcrypt *cc = NULL;
+	struct buf in, plain;
+	char err[CREDCRYPT_ERR_MAX], *json = NULL;
+	int r, status = 1;
+
+	log_init("credcrypt_tool", LOG_LEVEL_WARNING);
+	if (argc < 2 || (strcmp(argv[1], "encrypt") == 0 && argc != 3) ||
+	    (strcmp(argv[1], "decrypt") == 0 && argc != 2) ||
+	    (strcmp(argv[1], "encrypt") != 0 && strcmp(argv[1], "decrypt") != 0))
+		usage();
+	buf_init(&in, TOOL_INPUT_MAX);
+	buf_init(&plain, 0);
+	if ((r = read_stdin(&in)) < 0) {
+		fprintf(stderr, "credcrypt_tool: reading stdin: %s\n",
+		    r == -EMSGSIZE ? "more than the largest input" :
+		    strerror(-r));
+		goto out;
+	}
+	if ((r = credcrypt_new(&cc)) < 0) {
+		fprintf(stderr, "credcrypt_tool: %s\n", strerror(-r));
+		goto out;
+	}
+	if (strcmp(argv[1], "encrypt") == 0) {
+		r = credcrypt_encrypt(cc, argv[2], in.data, in.len, &json, err,
+		    sizeof(err));
+		if (r == 0 && ((r = write_all(json, strlen(json))) < 0 ||
+		    (r = write_all("\n", 1)) < 0))
+			snprintf(err, sizeof(err), "writing stdout: %s",
+			    strerror(-r));
+	} else {
+		if (in.data == NULL)
+			(void)buf_puts(&in, "");
+		r = credcrypt_decrypt(cc, in.data, &plain, err, sizeof(err));
+		if (r == 0 && (r = write_all(plain.data, plain.len)) < 0)
+			snprintf(err, sizeof(err), "writing stdout: %s",
+			    strerror(-r));
+	}
+	if (r < 0) {
+		fprintf(stderr, "credcrypt_tool: %s\n", err);
+		goto out;
+	}
+	status = 0;
+out:
+	buf_release_secret(&in);
+	buf_release_secret(&plain);
+	free(json);
+	credcrypt_free(cc);
+	return status;
+}
