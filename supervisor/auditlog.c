@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "supervisor/auditlog.h"
@@ -284,4 +285,85 @@ auditlog_tail(struct db *db, unsigned n, auditlog_row_fn *fn, void *arg)
 	    ", l.seq AS o FROM idexx_sync_audit_log l WHERE l.seq IS NOT NULL"
 	    " ORDER BY l.seq DESC LIMIT $1) t ORDER BY o", 1, params, tail_row,
 	    &t);
+}
+
+/*
+ * A users.id in its lowercase text form.  (Not reconcile_uuid_valid():
+ * vetsyncctl links this file without the daemon's modules.)
+ */
+static bool
+is_user_id(const char *s)
+{
+	static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+
+	if (strlen(s) != sizeof(form) - 1)
+		return false;
+	for (size_t i = 0; form[i] != '\0'; i++)
+		if (form[i] == '-' ? s[i] != '-' :
+		    strchr("0123456789abcdef", s[i]) == NULL)
+			return false;
+	return true;
+}
+
+/* A JSON object's text (NULL stays NULL); -EINVAL when it is not one. */
+static int
+json_object_text(const char *text, const char *clinic, char **ret)
+{
+	json_t *o = NULL;
+
+	*ret = NULL;
+	if (text == NULL && clinic == NULL)
+		return 0;
+	o = text != NULL ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) :
+	    json_object();
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return -EINVAL;
+	}
+	if (clinic != NULL)
+		json_object_set_new(o, "clinic", json_string(clinic));
+	*ret = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return *ret != NULL ? 0 : -ENOMEM;
+}
+
+int
+auditlog_append(struct db *db, const struct auditlog_entry *e,
+    int64_t *ret_seq)
+{
+	struct db_result *res = NULL;
+	char *error = NULL, *meta = NULL;
+	const char *uid, *p[8];
+	int r;
+
+	if (e->action == NULL || e->action[0] == '\0')
+		return -EINVAL;
+	uid = e->clinic != NULL && is_user_id(e->clinic) ?
+	    e->clinic : NULL;
+	if ((r = json_object_text(e->error_details, NULL, &error)) < 0 ||
+	    (r = json_object_text(e->metadata, uid == NULL ? e->clinic : NULL,
+	    &meta)) < 0)
+		goto out;
+	if ((r = enter_service_role(db)) < 0)
+		goto out;
+	p[0] = uid;
+	p[1] = e->actor != NULL ? e->actor : "vetsyncctl";
+	p[2] = e->action;
+	p[3] = e->status;
+	p[4] = e->session_id;
+	p[5] = e->policy_hash;
+	p[6] = error;
+	p[7] = meta;
+	r = db_query(db, "INSERT INTO idexx_sync_audit_log (user_id, clinic_id,"
+	    " actor, action, status, session_id, policy_hash, error_details,"
+	    " metadata) VALUES ($1::uuid, $1::uuid, $2, $3, $4, $5, $6,"
+	    " $7::jsonb, $8::jsonb) RETURNING seq::text", 8, p, &res);
+	if (r == 0 && ret_seq != NULL)
+		*ret_seq = strtoll(db_result_value(res, 0, 0) != NULL ?
+		    db_result_value(res, 0, 0) : "0", NULL, 10);
+out:
+	db_result_free(res);
+	free(error);
+	free(meta);
+	return r;
 }

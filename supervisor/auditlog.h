@@ -21,6 +21,11 @@
  * Both functions read as service_role when the connected role may switch to
  * it (vetsync_daemon, the owner on Supabase), since the daemon's own role
  * reads nothing; the connection keeps that role afterwards.
+ *
+ * Write side: vetsyncd's records go through its spool and writer
+ * (audit.h, auditdb.h); auditlog_append() is the synchronous door for a
+ * program with a struct db and no spool (vetsyncctl: key rotation,
+ * revocation, credentials set by an operator).
  */
 #ifndef VS_SUPERVISOR_AUDITLOG_H
 #define VS_SUPERVISOR_AUDITLOG_H
@@ -76,5 +81,27 @@ int auditlog_verify(struct db *, struct auditlog_verify *ret);
  */
 typedef int auditlog_row_fn(const struct auditlog_row *, void *arg);
 int auditlog_tail(struct db *, unsigned n, auditlog_row_fn *fn, void *arg);
+
+/* One row to append; NULL leaves a column NULL. */
+struct auditlog_entry {
+	const char *action;		/* required: the event, "keys_rotated" */
+	const char *clinic;		/* a users.id uuid: user_id, clinic_id */
+	const char *actor;		/* NULL: "vetsyncctl" */
+	const char *session_id;
+	const char *status;		/* "ok", "failed", ... */
+	const char *policy_hash;
+	const char *error_details;	/* a JSON object's text */
+	const char *metadata;		/* a JSON object's text */
+};
+
+/*
+ * Append one row now, in its own statement, as service_role (as above);
+ * the database links it into the chain.  A clinic id that is not a uuid
+ * goes into metadata ("clinic") instead.  On success *ret_seq (may be NULL)
+ * is the row's seq.  Returns 0, -EINVAL (no action, or error_details or
+ * metadata not a JSON object; nothing is sent), or a db.h error.
+ */
+int auditlog_append(struct db *, const struct auditlog_entry *,
+    int64_t *ret_seq);
 
 #endif

@@ -36,6 +36,7 @@
 #include "policy/policy.h"
 
 #include "supervisor/audit.h"
+#include "supervisor/auditdb.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
@@ -528,11 +529,13 @@ main(int argc, char **argv)
 	    sv->config->workers.max_concurrent);
 	{
 		json_t *f = json_object();
+		struct audit_event e = { .event = "supervisor_started",
+		    .status = "ok", .policy_hash = sv->policy_sha256 };
 
 		json_object_set_new(f, "mechanism", json_string(sv->mechanism));
 		json_object_set_new(f, "policy_sha256",
 		    json_string(sv->policy_sha256));
-		audit_record("supervisor_started", NULL, 0, f);
+		(void)audit_emit(&e, f);
 	}
 	/*
 	 * The database is connected in the background: while it is down the
@@ -542,6 +545,7 @@ main(int argc, char **argv)
 	    &database, err, sizeof(err))) < 0)
 		fatalx("%s", err);
 	reconcile_init(database);
+	auditdb_start(sv->base, database, sv->config->instance.name);
 	workers_prespawn();
 	notify_send("READY=1");
 	if ((wd = notify_watchdog_ms()) > 0) {
@@ -559,11 +563,13 @@ main(int argc, char **argv)
 	control_close();
 	clinics_free_all();
 	workers_release();
+	auditdb_drain(AUDITDB_DRAIN_MS);
 	if (db_async_pending(database) > 0)
 		log_warnx("stopping: %zu database unit(s) not written",
 		    db_async_pending(database));
 	reconcile_init(NULL);
 	db_async_free(database);
+	auditdb_stop();
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigev[i]);
 	event_free(stop_timer);

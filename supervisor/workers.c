@@ -414,8 +414,14 @@ on_event(struct worker *w, const Vetsync__Envelope *env)
 	f = json_object();
 	if (e->detail != NULL)
 		json_object_set_new(f, "detail", json_string(e->detail));
-	audit_record(v != NULL ? v->name : "worker_event", w->clinic, w->job.id,
-	    f);
+	{
+		struct audit_event ev = { .event = v != NULL ? v->name :
+		    "worker_event", .clinic = w->clinic, .job = w->job.id,
+		    .status = e->kind == VETSYNC__EVENT_KIND__LOGIN_FAILED ?
+		    "failed" : "ok" };
+
+		(void)audit_emit(&ev, f);
+	}
 	return 0;
 }
 
@@ -882,6 +888,8 @@ static void
 worker_audit_exit(struct worker *w, const struct worker_outcome *o)
 {
 	json_t *f = json_object();
+	struct audit_event e = { .event = "worker_exit", .clinic = w->clinic,
+	    .job = w->job.id, .policy_hash = sv->policy_sha256 };
 
 	json_object_set_new(f, "class",
 	    json_string(worker_exit_class_name(o->cls)));
@@ -915,7 +923,14 @@ worker_audit_exit(struct worker *w, const struct worker_outcome *o)
 		json_object_set_new(f, "spawn_to_ready_us",
 		    json_integer((json_int_t)o->spawn_to_ready_us));
 	json_object_set_new(f, "policy_sha256", json_string(sv->policy_sha256));
-	audit_record("worker_exit", w->clinic, w->job.id, f);
+	e.status = o->cls == WORKER_EXIT_CLEAN && o->result_ok ? "ok" :
+	    worker_exit_class_name(o->cls);
+	if (strcmp(e.status, "ok") != 0) {
+		e.error = json_object();
+		json_object_set_new(e.error, "class", json_string(e.status));
+		json_object_set_new(e.error, "detail", json_string(o->detail));
+	}
+	(void)audit_emit(&e, f);
 }
 
 static struct worker *
