@@ -12,7 +12,8 @@
 #include <stddef.h>
 
 /* Characters base64url_encode() writes for n bytes, without the NUL. */
-#define BASE64URL_LEN(n)	(((n) / 3) * 4 + ((n) % 3 == 0 ? 0 : (n) % 3 + 1))
+#define BASE64URL_LEN(n) \
+	(((n) / 3) * 4 + ((n) % 3 == 0 ? 0 : (n) % 3 + 1))
 /* Bytes base64url_decode() may write for n characters, at most. */
 #define BASE64URL_DECODED_MAX(n) (((n) / 4) * 3 + 2)
 

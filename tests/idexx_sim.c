@@ -48,6 +48,7 @@
 #include "common/parse.h"
 #include "common/xmalloc.h"
 
+#include "tests/sim/services.h"
 #include "tests/sim/sim.h"
 
 #define SIM_BODY_MAX		(64 * 1024)
@@ -430,7 +431,7 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 	struct evbuffer *body = evbuffer_new(), *in;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct buf err;
-	char *text;
+	char *text, *rest;
 	size_t len;
 	int code = 200;
 
@@ -444,16 +445,25 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 			in = evhttp_request_get_input_buffer(req);
 			len = evbuffer_get_length(in);
 			text = (char *)evbuffer_pullup(in, -1);
-			if (control_apply(text != NULL ? text : "", len,
-			    &err) != 0) {
+			rest = NULL;
+			/* QStash's and VAPI's knobs first, the rest after. */
+			if (services_control_begin(text != NULL ? text : "",
+			    len, &err, &rest) != 0 ||
+			    control_apply(rest, strlen(rest), &err) != 0) {
 				code = 400;
 				evbuffer_add_printf(body, "{\"error\":\"%s\"}",
 				    err.data);
 			}
+			services_control_end(code == 200);
+			free(rest);
 		}
 		if (code == 200)
 			control_knobs(body);
-	} else if (strcmp(path, "/__sim/stats") == 0)
+	} else if (strcmp(path, "/__sim/qstash") == 0)
+		qstash_inspect(q, body);
+	else if (strcmp(path, "/__sim/vapi") == 0)
+		vapi_inspect(body);
+	else if (strcmp(path, "/__sim/stats") == 0)
 		control_stats(body);
 	else if (strcmp(path, "/__sim/stats/reset") == 0 &&
 	    cmd == EVHTTP_REQ_POST) {
@@ -490,6 +500,8 @@ handle(struct evhttp_request *req, void *arg)
 	query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	if (path == NULL || *path == '\0')
 		path = "/";
+	if (services_route(req, path))
+		goto out;
 	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
 		send_now(req, 400, body, 0, false);
 		goto out;
@@ -604,7 +616,10 @@ usage(void)
 	    "    [--wrap rotate|array|appointments|data|events] [--ui-changed] "
 	    "[--locked LIST]\n"
 	    "    [--expiry 401|302] [--tls-cert FILE --tls-key FILE] "
-	    "[--port-file FILE]\n");
+	    "[--port-file FILE]\n"
+	    "    [--qstash-token T] [--qstash-current-key K] "
+	    "[--qstash-next-key K]\n"
+	    "    [--qstash-clock-scale N] [--vapi-key K]\n");
 	exit(2);
 }
 
@@ -633,7 +648,8 @@ enum {
 	OPT_CONSULTATIONS, OPT_TIMEZONE, OPT_LATENCY, OPT_TTL, OPT_MAXREQ,
 	OPT_429, OPT_RETRY, OPT_5XX, OPT_SLOW, OPT_BODY, OPT_VARIANT,
 	OPT_WRAP, OPT_UI, OPT_LOCKED, OPT_EXPIRY, OPT_CERT, OPT_KEY,
-	OPT_PORTFILE,
+	OPT_PORTFILE, OPT_QTOKEN, OPT_QCURRENT, OPT_QNEXT, OPT_QSCALE,
+	OPT_VAPIKEY,
 };
 
 static const struct option longopts[] = {
@@ -660,6 +676,11 @@ static const struct option longopts[] = {
 	{ "tls-cert", required_argument, NULL, OPT_CERT },
 	{ "tls-key", required_argument, NULL, OPT_KEY },
 	{ "port-file", required_argument, NULL, OPT_PORTFILE },
+	{ "qstash-token", required_argument, NULL, OPT_QTOKEN },
+	{ "qstash-current-key", required_argument, NULL, OPT_QCURRENT },
+	{ "qstash-next-key", required_argument, NULL, OPT_QNEXT },
+	{ "qstash-clock-scale", required_argument, NULL, OPT_QSCALE },
+	{ "vapi-key", required_argument, NULL, OPT_VAPIKEY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -675,6 +696,13 @@ main(int argc, char **argv)
 	SSL_CTX *ctx = NULL;
 	const char *bind_addr = "127.0.0.1", *cert = NULL, *key = NULL;
 	const char *port_file = NULL, *locked = NULL, *wrap = NULL;
+	struct services_opts so = {
+		.qstash_token = "qstash-sim-token",
+		.current_key = "sig_sim_current",
+		.next_key = "sig_sim_next",
+		.clock_scale = 1,
+		.vapi_key = "vapi-sim-key",
+	};
 	unsigned int port = 0;
 	bool have_port = false;
 	int ch;
@@ -763,6 +791,14 @@ main(int argc, char **argv)
 		case OPT_CERT: cert = optarg; break;
 		case OPT_KEY: key = optarg; break;
 		case OPT_PORTFILE: port_file = optarg; break;
+		case OPT_QTOKEN: so.qstash_token = optarg; break;
+		case OPT_QCURRENT: so.current_key = optarg; break;
+		case OPT_QNEXT: so.next_key = optarg; break;
+		case OPT_QSCALE:
+			so.clock_scale = num("qstash-clock-scale", optarg,
+			    1000000);
+			break;
+		case OPT_VAPIKEY: so.vapi_key = optarg; break;
 		default: usage();
 		}
 	}
@@ -799,7 +835,8 @@ main(int argc, char **argv)
 	evhttp_set_max_headers_size(http, SIM_HEADERS_MAX);
 	evhttp_set_timeout(http, 60);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_HEAD);
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
+	services_init(base, &so);
 	evhttp_set_gencb(http, handle, NULL);
 	if (cert != NULL) {
 		ctx = tls_setup(cert, key);
@@ -839,6 +876,7 @@ main(int argc, char **argv)
 		event_free(p->timer);
 		free(p);
 	}
+	services_free();
 	event_free(sigterm);
 	event_free(sigint);
 	evhttp_free(http);

@@ -1,0 +1,78 @@
+/*
+ * The simulator's stand-ins for the outside services of a discharge call
+ * (CONTRACTS §1 and §4): QStash v2 (tests/sim/qstash.c) and VAPI's
+ * create-call (tests/sim/vapi.c).  They share idexx_sim's port and event
+ * loop; idexx_sim.c hands them their paths and their control knobs.
+ *
+ * QStash keeps its own clock, which starts at the wall clock and can run
+ * faster (qstash_clock_scale) or jump (qstash_advance), so a message due
+ * in two days is delivered in a test within seconds.  Delays, retries and
+ * dedup windows follow that clock; the signatures it makes carry the wall
+ * clock, as the receiver checks them against its own.
+ *
+ * Every answer goes out through services_reply(); nothing here logs a
+ * token, a key or a body.
+ */
+#ifndef VS_TESTS_SIM_SERVICES_H
+#define VS_TESTS_SIM_SERVICES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+struct event_base;
+struct evbuffer;
+struct evhttp_request;
+struct evkeyvalq;
+struct json_t;
+
+struct services_opts {
+	const char	*qstash_token;
+	const char	*current_key;	/* QStash signing keys */
+	const char	*next_key;
+	uint64_t	 clock_scale;	/* QStash clock speed; 0 stops it */
+	const char	*vapi_key;
+};
+
+/* qstash.c */
+void	 services_init(struct event_base *, const struct services_opts *);
+void	 services_free(void);
+/* Send code and body after delay_ms; body is emptied, not freed. */
+void	 services_reply(struct evhttp_request *, int code,
+	    struct evbuffer *body, uint64_t delay_ms);
+/* As services_reply(), with j (whose reference is taken) as the body. */
+void	 services_reply_json(struct evhttp_request *, int code,
+	    struct json_t *j, uint64_t delay_ms);
+/* Append j compactly to b and drop the reference to j. */
+void	 services_dump(struct evbuffer *b, struct json_t *j);
+/* Knob values: integers in [0, max]; fractions in [0, 1] as millionths. */
+int	 services_json_u64(struct json_t *, uint64_t max, uint64_t *ret);
+int	 services_json_rate(struct json_t *, uint64_t *ret_micro);
+/* True when path is QStash's or VAPI's; the request is then answered. */
+bool	 services_route(struct evhttp_request *, const char *path);
+/* GET /__sim/qstash: the clock, the counters and every message. */
+void	 qstash_inspect(struct evkeyvalq *query, struct evbuffer *);
+
+/*
+ * A /__sim/control request names IDEXX knobs and qstash_ / vapi_ knobs.
+ * services_control_begin() checks and stages ours and returns the rest as
+ * JSON in *ret_rest (the caller frees it) for control_apply(); then
+ * services_control_end(true) applies what was staged, or (false) drops it,
+ * so a request that is bad anywhere changes nothing.
+ */
+int	 services_control_begin(const char *json, size_t len, struct buf *err,
+	    char **ret_rest);
+void	 services_control_end(bool apply);
+
+/* vapi.c */
+void	 vapi_init(const char *key);
+void	 vapi_free(void);
+void	 vapi_call(struct evhttp_request *);
+void	 vapi_inspect(struct evbuffer *);
+/* Stage one vapi_ knob: 0, -ENOENT (unknown) or -EINVAL (bad value). */
+int	 vapi_control_stage(const char *key, struct json_t *value);
+void	 vapi_control_end(bool apply);
+
+#endif
