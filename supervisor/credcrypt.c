@@ -53,8 +53,12 @@ struct credcrypt_slot {
 	unsigned char key[CREDCRYPT_KEY_LEN];
 };
 
-/* The locked pages: everything secret this module holds. */
+/*
+ * The locked pages: everything secret this module holds.  armed is set
+ * when they are mapped; reading 0 means a fork wiped them.
+ */
 struct credcrypt_pages {
+	unsigned char armed;
 	unsigned char scratch[CREDCRYPT_PLAIN_MAX + CREDCRYPT_TAG_LEN];
 	struct credcrypt_slot slots[CREDCRYPT_KEYS_MAX];
 };
@@ -106,6 +110,7 @@ credcrypt_new(struct credcrypt **ret)
 		return -errno;
 	cc = xcalloc(1, sizeof(*cc));
 	cc->pages = p;
+	cc->pages->armed = 1;
 	cc->pagesz = sz;
 	/* Where possible: an unprivileged RLIMIT_MEMLOCK may refuse. */
 	cc->locked = mlock(p, sz) == 0;
@@ -179,6 +184,12 @@ credcrypt_slot(struct credcrypt *cc, const char *key_id,
 
 	if (!credcrypt_key_id_valid(key_id))
 		return credcrypt_bad_id(key_id, err, errsz);
+	if (!cc->pages->armed) {
+		snprintf(err, errsz, "encryption key '%s': the key cache was "
+		    "wiped when this process was forked; make a new one",
+		    key_id);
+		return -EPERM;
+	}
 	if ((slot = credcrypt_find(cc, key_id)) != NULL) {
 		*ret = slot;
 		return 0;

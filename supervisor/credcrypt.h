@@ -13,8 +13,9 @@
  *
  * A struct credcrypt caches derived keys by key id in memory that is
  * locked (mlock) where the limits allow, left out of core dumps and wiped
- * in a forked child; a key is derived once per id, never per row.  It is
- * not thread-safe: one owner at a time.
+ * in a forked child (where every call then fails with -EPERM: make a new
+ * cache there); a key is derived once per id, never per row.  It is not
+ * thread-safe: one owner at a time.
  *
  * Errors are a negative errno and a message in err (errsz bytes;
  * CREDCRYPT_ERR_MAX is enough) that names the key id or the field at

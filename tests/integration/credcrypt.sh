@@ -5,17 +5,18 @@
 # tool writes decrypts in Node, for empty, ASCII, multi-byte UTF-8, 1 KiB
 # and 4 KiB plaintexts under two key ids.  Failures (tampering, a wrong or
 # missing key, a refused key file, garbage) exit 1 with a message that
-# names what failed and shows neither the secret nor any plaintext.
+# names what failed and shows neither the secret nor any plaintext.  A
+# thousand rows derive the key once.
 . "$top_srcdir/tests/integration/lib.sh"
 
 tool="$top_builddir/tests/credcrypt_tool"
 js="$top_srcdir/tests/crypto/aes-node.js"
 nplain=6
-tap_plan $((2 * nplain + 13))
+tap_plan $((2 * nplain + 14))
 
 if ! command -v node >/dev/null 2>&1; then
 	i=0
-	while [ $i -lt $((2 * nplain + 13)) ]; do
+	while [ $i -lt $((2 * nplain + 14)) ]; do
 		skip "credcrypt against Node's crypto" \
 		    "node is not installed (Debian package nodejs)"
 		i=$((i + 1))
@@ -157,6 +158,12 @@ fails "a plaintext over 4096 bytes is refused" "$tmp/t-big" \
 fails "a bad key id is refused" "$tmp/t-badid" \
     "encryption key id 'it.k1': not valid" \
     "$tool" encrypt it.k1 < "$tmp/p2"
+
+# A thousand rows, one derivation (the tool counts them).
+"$tool" bench itk1 1000 > "$tmp/bench.out" 2>&1
+sed 's/^/# /' "$tmp/bench.out"
+check "a thousand rows encrypted and decrypted derive the key once" \
+    grep -qx "derivations: 1" "$tmp/bench.out"
 
 "$tool" > "$tmp/usage.out" 2>&1
 rc=$?

@@ -4,18 +4,21 @@
  * encryption; every kind of tampering (ciphertext, IV, tag, keyId) and of
  * malformed stored text, each with the message an operator reads (written
  * out by hand), the plaintext output left untouched and no secret in the
- * message; a wrong and a missing key; the vectors that the PRD's own
+ * message; authentic text that is not UTF-8; a wrong and a missing key; the vectors that the PRD's own
  * TypeScript, run by Node (tests/crypto/aes-node.js), wrote into
  * tests/fixtures/credcrypt-vectors.json; and keys derived once per key
  * id, counted.  Master keys come from ENCRYPTION_KEY_<id>, set from the
  * fixture.  Runs under valgrind too, so it derives only a few keys.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
@@ -515,6 +519,69 @@ test_malformed(void **state)
 	json_decref(obj);
 }
 
+/*
+ * Stored text made here with EVP directly, as the PRD's code would make
+ * it: a check of the format independent of credcrypt_encrypt().  The
+ * caller frees.
+ */
+static char *
+evp_stored(const char *id, const void *plain, int len)
+{
+	static const unsigned char iv[16] = "0123456789abcdef";
+	unsigned char key[32], ct[64], tag[16];
+	char hex[3][129];
+	const char *secret = fixture_key(id);
+	const unsigned char *parts[3] = { ct, iv, tag };
+	int outl = 0, finl = 0, lens[3] = { len, 16, 16 }, i, j;
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+
+	assert_true(len <= (int)sizeof(ct));
+	assert_int_equal(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret),
+	    (const unsigned char *)"idexx-salt", 10, 100000, EVP_sha256(), 32,
+	    key), 1);
+	assert_int_equal(EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL,
+	    NULL, NULL), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16,
+	    NULL), 1);
+	assert_int_equal(EVP_EncryptInit_ex(ctx, NULL, NULL, key, iv), 1);
+	assert_int_equal(EVP_EncryptUpdate(ctx, ct, &outl, plain, len), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(ctx, ct + outl, &finl), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16,
+	    tag), 1);
+	EVP_CIPHER_CTX_free(ctx);
+	explicit_bzero(key, sizeof(key));
+	for (i = 0; i < 3; i++) {
+		for (j = 0; j < lens[i]; j++)
+			sprintf(hex[i] + 2 * j, "%02x", parts[i][j]);
+		hex[i][2 * lens[i]] = '\0';
+	}
+	return xasprintf("{\"encrypted\":\"%s\",\"iv\":\"%s\","
+	    "\"authTag\":\"%s\",\"keyId\":\"%s\"}", hex[0], hex[1], hex[2],
+	    id);
+}
+
+/*
+ * Authentic text whose plaintext is not UTF-8 or holds a NUL (the PRD's
+ * code never writes such, Node would make U+FFFD of it) is refused rather
+ * than handed on; the same bytes as UTF-8 decrypt.
+ */
+static void
+test_not_utf8(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = evp_stored(K1, "pass\xffword", 9);
+	refused_free(s, -EINVAL, "stored credential under key 'fixture-k1': "
+	    "the plaintext is not UTF-8 without NUL bytes");
+	s = evp_stored(K1, "pass\0word", 9);
+	refused_free(s, -EINVAL, "stored credential under key 'fixture-k1': "
+	    "the plaintext is not UTF-8 without NUL bytes");
+	s = evp_stored(K1, "pass\xc3\xbfword", 10);
+	decrypts_to(cc, s, "passÿword", 10);
+	free(s);
+}
+
 static void
 test_wrong_secret(void **state)
 {
@@ -627,6 +694,76 @@ test_key_id(void **state)
 	assert_false(credcrypt_key_id_valid(NULL));
 }
 
+/* AddressSanitizer makes mlock() a no-op that reports success. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_MLOCK_WORKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_MLOCK_WORKS 0
+#endif
+#endif
+#ifndef TEST_MLOCK_WORKS
+#define TEST_MLOCK_WORKS 1
+#endif
+
+/*
+ * The kernel's view of the key cache: a mapping left out of core dumps
+ * (dd), wiped in a forked child (wf) and locked in memory (lo).  Locking
+ * needs RLIMIT_MEMLOCK to allow the two pages, as Debian's default 8 MiB
+ * does.
+ */
+static void
+test_locked_pages(void **state)
+{
+	struct rlimit rl;
+	char line[512];
+	bool lock = TEST_MLOCK_WORKS, found = false;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	if (geteuid() != 0 && rl.rlim_cur < 64 * 1024)
+		lock = false;
+	if (lock)
+		assert_true(credcrypt_locked(cc));
+	f = fopen("/proc/self/smaps", "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmFlags:", 8) == 0 &&
+		    strstr(line, " dd") != NULL && strstr(line, " wf") != NULL &&
+		    (!lock || strstr(line, " lo") != NULL))
+			found = true;
+	fclose(f);
+	assert_true(found);
+}
+
+/* A forked child finds the cache wiped and says so; the parent keeps it. */
+static void
+test_forked(void **state)
+{
+	char *json = NULL, err[CREDCRYPT_ERR_MAX];
+	struct buf out = { marker, 7, 9, 11 };
+	int status, ok;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ok = credcrypt_decrypt(cc, base, &out, err, sizeof(err)) ==
+		    -EPERM && strcmp(err, "encryption key 'fixture-k1': the "
+		    "key cache was wiped when this process was forked; make "
+		    "a new one") == 0 && out.data == marker &&
+		    credcrypt_encrypt(cc, K2, "x", 1, &json, err,
+		    sizeof(err)) == -EPERM && json == NULL;
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	decrypts_to(cc, base, PLAIN, strlen(PLAIN));
+}
+
 /*
  * Everything above, hundreds of rows, derived K1 and K2 once each:
  * "absent", refused files and bad ids derive nothing.  More rows change
@@ -658,10 +795,13 @@ main(void)
 		cmocka_unit_test(test_fresh_iv),
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_not_utf8),
 		cmocka_unit_test(test_wrong_secret),
 		cmocka_unit_test(test_load_key),
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_key_id),
+		cmocka_unit_test(test_locked_pages),
+		cmocka_unit_test(test_forked),
 		cmocka_unit_test(test_derived_once),
 	};
 
