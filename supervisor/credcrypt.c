@@ -45,8 +45,8 @@
 
 #define CREDCRYPT_ID_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
 	"abcdefghijklmnopqrstuvwxyz0123456789_-"
-#define CREDCRYPT_ID_RULE	"allowed: A-Z, a-z, 0-9, '_' and '-', 1 to 64 " \
-	"bytes"
+#define CREDCRYPT_ID_RULE \
+	"allowed: A-Z, a-z, 0-9, '_' and '-', 1 to 64 bytes"
 
 struct credcrypt_slot {
 	char id[CREDCRYPT_KEY_ID_MAX + 1];

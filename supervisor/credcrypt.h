@@ -30,10 +30,10 @@
 #include "common/buf.h"
 
 #define CREDCRYPT_ERR_MAX	256
-#define CREDCRYPT_PLAIN_MAX	4096	/* bytes of plaintext/ciphertext */
+#define CREDCRYPT_PLAIN_MAX	4096	/* bytes of plaintext, of ciphertext */
 #define CREDCRYPT_KEYS_MAX	32	/* key ids cached at once */
 #define CREDCRYPT_KEY_ID_MAX	64	/* bytes in a key id */
-#define CREDCRYPT_JSON_MAX	16384	/* bytes of stored text read at all */
+#define CREDCRYPT_JSON_MAX	16384	/* bytes of stored text, at most */
 
 struct credcrypt;	/* a cache of derived keys by key id */
 

@@ -14,6 +14,7 @@
  * JSON with one.  Exit 0, 1 with the error on stderr, 2 for bad usage.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 
 #include "supervisor/credcrypt.h"
 
@@ -141,16 +143,21 @@ main(int argc, char **argv)
 	struct credcrypt *cc = NULL;
 	struct buf in, plain;
 	char err[CREDCRYPT_ERR_MAX], *json = NULL;
+	bool encrypt = false;
 	int r, status = 1;
 
 	log_init("credcrypt_tool", LOG_LEVEL_WARNING);
 	if (argc == 4 && strcmp(argv[1], "bench") == 0)
 		return bench(argv[2], argv[3]);
-	if (argc < 2 || (strcmp(argv[1], "encrypt") == 0 && argc != 3) ||
-	    (strcmp(argv[1], "decrypt") == 0 && argc != 2) ||
-	    (strcmp(argv[1], "encrypt") != 0 && strcmp(argv[1], "decrypt") != 0))
+	if (argc == 3 && strcmp(argv[1], "encrypt") == 0)
+		encrypt = true;
+	else if (argc != 2 || strcmp(argv[1], "decrypt") != 0)
 		usage();
+	/* At full size at once: growing would leave copies behind. */
 	buf_init(&in, TOOL_INPUT_MAX);
+	in.cap = TOOL_INPUT_MAX + 1;
+	in.data = xmalloc(in.cap);
+	in.data[0] = '\0';
 	buf_init(&plain, 0);
 	if ((r = read_stdin(&in)) < 0) {
 		fprintf(stderr, "credcrypt_tool: reading stdin: %s\n",
@@ -162,7 +169,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "credcrypt_tool: %s\n", strerror(-r));
 		goto out;
 	}
-	if (strcmp(argv[1], "encrypt") == 0) {
+	if (encrypt) {
 		r = credcrypt_encrypt(cc, argv[2], in.data, in.len, &json, err,
 		    sizeof(err));
 		if (r == 0 && ((r = write_all(json, strlen(json))) < 0 ||
@@ -170,8 +177,6 @@ main(int argc, char **argv)
 			snprintf(err, sizeof(err), "writing stdout: %s",
 			    strerror(-r));
 	} else {
-		if (in.data == NULL)
-			(void)buf_puts(&in, "");
 		r = credcrypt_decrypt(cc, in.data, &plain, err, sizeof(err));
 		if (r == 0 && (r = write_all(plain.data, plain.len)) < 0)
 			snprintf(err, sizeof(err), "writing stdout: %s",

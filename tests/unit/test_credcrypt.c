@@ -43,7 +43,7 @@
 	"failed (altered, or not encrypted with this key)"
 
 static struct credcrypt *cc;	/* shared: its derivations are counted */
-static json_t *fixture;		/* tests/fixtures/credcrypt-vectors.json */
+static json_t *fixture;		/* credcrypt-vectors.json */
 static char *base;		/* PLAIN under K1 */
 static char marker[] = "untouched";
 
@@ -466,13 +466,13 @@ test_malformed(void **state)
 	s = xmalloc(66);
 	memset(s, 'k', 65);
 	s[65] = '\0';
-	refused_free(with(base, "keyId", s), -EINVAL, BAD "'keyId' "
-	    "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk'"
-	    " is not a key id; allowed: A-Z, a-z, 0-9, '_' and '-', 1 to 64 "
+	refused_free(with(base, "keyId", s), -EINVAL, BAD "'keyId' '"
+	    "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+	    "' is not a key id; allowed: A-Z, a-z, 0-9, '_' and '-', 1 to 64 "
 	    "bytes");
 	free(s);
-	refused("{\"encrypted\":\"\",\"iv\":16,\"authTag\":\"\",\"keyId\":\"k\"}",
-	    -EINVAL, BAD "'iv' is not a string");
+	refused("{\"encrypted\":\"\",\"iv\":16,\"authTag\":\"\","
+	    "\"keyId\":\"k\"}", -EINVAL, BAD "'iv' is not a string");
 	refused("{\"encrypted\":null,\"iv\":\"\",\"authTag\":\"\","
 	    "\"keyId\":\"k\"}", -EINVAL, BAD "'encrypted' is not a string");
 
@@ -730,7 +730,8 @@ test_locked_pages(void **state)
 	assert_non_null(f);
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, "VmFlags:", 8) == 0 &&
-		    strstr(line, " dd") != NULL && strstr(line, " wf") != NULL &&
+		    strstr(line, " dd") != NULL &&
+		    strstr(line, " wf") != NULL &&
 		    (!lock || strstr(line, " lo") != NULL))
 			found = true;
 	fclose(f);
