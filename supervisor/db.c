@@ -429,7 +429,15 @@ struct db_unit {
 	db_unit_rows_cb *rows_cb;	/* instead of cb: wants the rows */
 	void *arg;
 	unsigned retries;	/* after serialization failures, deadlocks */
+	bool listen;		/* the layer's own LISTEN */
 	TAILQ_ENTRY(db_unit) entry;
+};
+
+struct db_listener {
+	char channel[DB_CHANNEL_MAX + 1];
+	db_notify_fn *fn;
+	void *arg;
+	TAILQ_ENTRY(db_listener) entry;
 };
 
 enum async_state { A_DOWN, A_CONNECTING, A_IDLE, A_BUSY, A_ROLLBACK };
@@ -446,6 +454,7 @@ struct db_async {
 	bool was_up, logged_down;
 	TAILQ_HEAD(, db_unit) queue;
 	size_t pending;
+	TAILQ_HEAD(, db_listener) listeners;
 	/* The head unit in flight. */
 	bool failed;
 	bool retry;
@@ -747,6 +756,150 @@ async_read(struct db_async *a)
 		async_down(a, PQerrorMessage(a->conn));
 }
 
+/* A LISTEN unit is done; resync: it re-armed every channel. */
+static void
+listen_done(int r, const char *error, void *arg, bool resync)
+{
+	struct db_async *a = arg;
+	struct db_listener *l, *next;
+
+	if (r == -ECANCELED)
+		return;
+	if (r < 0) {
+		log_warnx("database '%s': LISTEN failed: %s", a->conninfo,
+		    error != NULL ? error : strerror(-r));
+		return;
+	}
+	if (!resync)
+		return;
+	/* fn may add listeners (at the tail): they are told too, harmlessly. */
+	for (l = TAILQ_FIRST(&a->listeners); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		l->fn(l->channel, NULL, l->arg);
+	}
+}
+
+static void
+listen_one_done(int r, const char *error, void *arg)
+{
+	listen_done(r, error, arg, false);
+}
+
+static void
+listen_all_done(int r, const char *error, void *arg)
+{
+	listen_done(r, error, arg, true);
+}
+
+/* Add u to the queue right after the unit in flight, if there is one. */
+static void
+async_push_front(struct db_async *a, struct db_unit *u)
+{
+	struct db_unit *head = TAILQ_FIRST(&a->queue);
+
+	if (head != NULL && (a->state == A_BUSY || a->state == A_ROLLBACK))
+		TAILQ_INSERT_AFTER(&a->queue, head, u, entry);
+	else
+		TAILQ_INSERT_HEAD(&a->queue, u, entry);
+	a->pending++;
+}
+
+static void
+add_listen(struct db_unit *u, const char *channel)
+{
+	char sql[sizeof("LISTEN ") + DB_CHANNEL_MAX];
+
+	/* The name was checked: a plain lowercase identifier. */
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	(void)db_unit_add(u, sql, 0, NULL);
+}
+
+/*
+ * A new connection: LISTEN on every channel before anything else is sent,
+ * then tell each listener what it may have missed.  Earlier LISTEN units
+ * still queued are superseded.
+ */
+static void
+async_listen_all(struct db_async *a)
+{
+	struct db_unit *u, *next;
+	struct db_listener *l;
+
+	for (u = TAILQ_FIRST(&a->queue); u != NULL; u = next) {
+		next = TAILQ_NEXT(u, entry);
+		if (u->listen) {
+			TAILQ_REMOVE(&a->queue, u, entry);
+			a->pending--;
+			db_unit_free(u);
+		}
+	}
+	if (TAILQ_EMPTY(&a->listeners))
+		return;
+	u = db_unit_new(listen_all_done, a);
+	u->listen = true;
+	TAILQ_FOREACH(l, &a->listeners, entry)
+		add_listen(u, l->channel);
+	async_push_front(a, u);
+}
+
+bool
+db_channel_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (i = 1; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return i <= DB_CHANNEL_MAX;
+}
+
+int
+db_async_listen(struct db_async *a, const char *channel, db_notify_fn *fn,
+    void *arg)
+{
+	struct db_listener *l;
+	struct db_unit *u;
+
+	if (!db_channel_valid(channel) || fn == NULL)
+		return -EINVAL;
+	l = xcalloc(1, sizeof(*l));
+	snprintf(l->channel, sizeof(l->channel), "%s", channel);
+	l->fn = fn;
+	l->arg = arg;
+	TAILQ_INSERT_TAIL(&a->listeners, l, entry);
+	/* Not connected: async_connected() will LISTEN. */
+	if (a->state < A_IDLE)
+		return 0;
+	u = db_unit_new(listen_one_done, a);
+	u->listen = true;
+	add_listen(u, l->channel);
+	async_push_front(a, u);
+	async_send(a);
+	return 0;
+}
+
+/* Hand the notifications that have arrived to their listeners. */
+static void
+async_notifies(struct db_async *a)
+{
+	struct db_listener *l, *next;
+	PGnotify *n;
+
+	while (a->conn != NULL && a->state >= A_IDLE &&
+	    (n = PQnotifies(a->conn)) != NULL) {
+		for (l = TAILQ_FIRST(&a->listeners); l != NULL; l = next) {
+			next = TAILQ_NEXT(l, entry);
+			if (strcmp(l->channel, n->relname) == 0)
+				l->fn(l->channel, n->extra != NULL ?
+				    n->extra : "", l->arg);
+		}
+		PQfreemem(n);
+	}
+}
+
 static void
 async_connected(struct db_async *a)
 {
@@ -765,6 +918,7 @@ async_connected(struct db_async *a)
 	a->was_up = true;
 	a->logged_down = false;
 	async_watch(a, EV_READ | EV_PERSIST);
+	async_listen_all(a);
 	async_send(a);
 }
 
@@ -820,6 +974,8 @@ async_event_cb(evutil_socket_t fd, short what, void *arg)
 	default:
 		break;
 	}
+	/* On every readiness, whatever the state: delivered promptly. */
+	async_notifies(a);
 }
 
 static void
@@ -894,6 +1050,7 @@ db_async_new(struct event_base *base, const struct db_params *p,
 		    "-c statement_timeout=%llu",
 		    (unsigned long long)p->statement_timeout_ms);
 	TAILQ_INIT(&a->queue);
+	TAILQ_INIT(&a->listeners);
 	if ((a->timer = evtimer_new(base, async_timer_cb, a)) == NULL)
 		fatalx("cannot create a database timer");
 	async_connect(a);
@@ -929,6 +1086,7 @@ db_async_submit(struct db_async *a, struct db_unit *u)
 void
 db_async_free(struct db_async *a)
 {
+	struct db_listener *l;
 	struct db_unit *u;
 
 	if (a == NULL)
@@ -944,6 +1102,10 @@ db_async_free(struct db_async *a)
 		TAILQ_REMOVE(&a->queue, u, entry);
 		unit_callback(u, -ECANCELED, a->error, NULL);
 		db_unit_free(u);
+	}
+	while ((l = TAILQ_FIRST(&a->listeners)) != NULL) {
+		TAILQ_REMOVE(&a->listeners, l, entry);
+		free(l);
 	}
 	free(a->conninfo);
 	if (a->password != NULL) {

@@ -170,4 +170,28 @@ void db_async_submit(struct db_async *, struct db_unit *);
 /* Free a unit that was never submitted; NULL is fine. */
 void db_unit_free(struct db_unit *);
 
+/*
+ * LISTEN/NOTIFY on the layer's connection.  db_async_listen() registers fn
+ * for channel (a lowercase identifier, [a-z_][a-z0-9_]*, at most
+ * DB_CHANNEL_MAX bytes: -EINVAL otherwise) for the layer's lifetime.  The
+ * LISTEN is sent at once when connected (ahead of queued units, behind the
+ * one in flight), and again first thing on every new connection.
+ *
+ * fn(channel, payload, arg) runs for each notification as soon as the
+ * socket has it, whether units are in flight or not (payload "" when the
+ * NOTIFY had none).  fn(channel, NULL, arg) means "notifications may have
+ * been missed: resynchronise": it runs once per listener each time the
+ * LISTEN is re-established on a new connection (after a reconnect; and on
+ * the first connection for a listener registered before it), after the
+ * LISTEN took effect, so nothing sent after the call is missed.
+ */
+#define DB_CHANNEL_MAX	63
+
+typedef void db_notify_fn(const char *channel, const char *payload,
+    void *arg);
+int db_async_listen(struct db_async *, const char *channel, db_notify_fn *fn,
+    void *arg);
+/* True for a channel name db_async_listen() accepts. */
+bool db_channel_valid(const char *);
+
 #endif

@@ -12,6 +12,13 @@
  *   TAG exec SQL[ ;; SQL ...]   a unit without rows: "TAG ok" / "TAG err"
  *   TAG pending                 "TAG pending N"
  *   TAG connected               "TAG connected 0|1"
+ *   TAG listen CHANNEL          "TAG ok" or "TAG err -ERRNO"
+ *
+ * Notifications print as "PTAG notify CHANNEL LATENCY_US PENDING" when
+ * the payload is "PTAG:MICROSECONDS" (the sender's clock_timestamp(),
+ * so LATENCY_US is how long delivery took; PENDING the units queued
+ * then), else as "notify CHANNEL PAYLOAD"; the resynchronisation call
+ * (payload NULL) as "resync.CHANNEL.N" (N counts them from 1).
  *
  * A statement's text parameters follow it, separated by tabs.  End of
  * input frees the layer (units still queued print their -ECANCELED) and
@@ -19,6 +26,8 @@
  *
  * usage: db_async_drive CONNINFO  (password: PGPASSWORD)
  */
+#include <sys/time.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +133,29 @@ add_statements(struct db_unit *u, char *text)
 }
 
 static void
+notified(const char *channel, const char *payload, void *arg)
+{
+	unsigned *resyncs = arg;
+	const char *colon;
+	struct timeval tv;
+	long long sent, now;
+
+	if (payload == NULL) {
+		printf("resync.%s.%u\n", channel, ++*resyncs);
+		return;
+	}
+	if ((colon = strchr(payload, ':')) == NULL || colon == payload) {
+		printf("notify %s %s\n", channel, payload);
+		return;
+	}
+	gettimeofday(&tv, NULL);
+	sent = strtoll(colon + 1, NULL, 10);
+	now = (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+	printf("%.*s notify %s %lld %zu\n", (int)(colon - payload), payload,
+	    channel, now - sent, db_async_pending(db));
+}
+
+static void
 command(char *line)
 {
 	char *tag, *cmd, *rest;
@@ -155,6 +187,19 @@ command(char *line)
 		db_async_submit(db, u);
 	} else if (strcmp(cmd, "pending") == 0) {
 		printf("%s pending %zu\n", tag, db_async_pending(db));
+	} else if (strcmp(cmd, "listen") == 0) {
+		static unsigned resyncs[16];
+		static size_t nlisten;
+
+		if (nlisten == sizeof(resyncs) / sizeof(resyncs[0]))
+			printf("%s err too many listeners\n", tag);
+		else if ((r = db_async_listen(db, rest, notified,
+		    &resyncs[nlisten])) < 0)
+			printf("%s err %d\n", tag, r);
+		else {
+			nlisten++;
+			printf("%s ok\n", tag);
+		}
 	} else if (strcmp(cmd, "connected") == 0) {
 		printf("%s connected %d\n", tag, db_async_connected(db));
 	} else

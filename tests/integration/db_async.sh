@@ -2,7 +2,11 @@
 # db.c's event-loop face (db_async_*) on a real PostgreSQL, through
 # tests/db_async_drive, which reads commands from a FIFO and prints what
 # the layer did: units that return rows (the last statement with tuples,
-# none on failure, the retried run's only).
+# none on failure, the retried run's only); LISTEN/NOTIFY (channel names
+# checked, delivery within 100 ms when idle and while units are in
+# flight, re-armed after a server restart with one "resync" call); a unit
+# in flight across a restart applied once, and units queued while the
+# server is down applied after it.
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -17,7 +21,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-tap_plan 9
+tap_plan 22
 
 db=vetsync_async
 tmp=$(mktemp -d /tmp/vetsync-async.XXXXXX)
@@ -91,6 +95,89 @@ sql "create sequence tries;
     end \$f\$"
 say "r8 rows begin ;; select 'first' ;; select fail_once() ;; commit"
 is r8 "ok 1 1 2"
+
+# LISTEN/NOTIFY.  A unit sent after the LISTEN is answered after it.
+now_us="(extract(epoch from clock_timestamp()) * 1000000)::bigint"
+# notify TAG: a notification on vs_events whose payload is TAG and the time
+notify() { sql "select pg_notify('vs_events', '$1:' || $now_us)" >/dev/null; }
+# fast TAG: TAG's notification came within 100 ms
+fast() {
+	r=$(reply "$1" 5)
+	lat=$(echo "$r" | cut -d' ' -f3)
+	case $r in
+	"notify vs_events "*) [ "$lat" -lt 100000 ] ;;
+	*) false ;;
+	esac
+}
+say "l1 listen vs_events"
+is l1 "ok"
+say "l2 listen Bad-Channel"
+say "l3 listen $(printf 'c%.0s' $(seq 64))"
+say "l4 listen 9lives"
+r="$(reply l2) / $(reply l3) / $(reply l4)"
+check "channel names refused: upper case, 64 bytes, a digit first ($r)" \
+    test "$r" = "err -22 / err -22 / err -22"
+say "l5 listen $(printf 'c%.0s' $(seq 63))"
+say "w1 rows select 1"
+reply w1 >/dev/null
+notify n1
+check "an idle connection gets a NOTIFY within 100 ms ($(reply n1))" fast n1
+sql "notify vs_events" >/dev/null
+wait_for 5 grep -qx "notify vs_events " "$tmp/out"
+check "a NOTIFY without payload is delivered with an empty one" \
+    grep -qx "notify vs_events " "$tmp/out"
+i=0
+while [ $i -lt 200 ]; do
+	say "s$i exec select pg_sleep(0.01)"
+	i=$((i + 1))
+done
+sleep 0.3
+notify n2
+r=$(reply n2 5)
+pend=$(echo "$r" | cut -d' ' -f4)
+if fast n2 && [ "${pend:-0}" -gt 10 ]; then
+	ok "with 2 s of units queued, a NOTIFY within 100 ms ($r)"
+else
+	not_ok "with 2 s of units queued, a NOTIFY within 100 ms ($r)"
+fi
+wait_for 10 got s199
+sql "select pg_notify('vs_other', 'x1:0')" >/dev/null
+say "w2 rows select 1"
+reply w2 >/dev/null
+check "a channel nobody listens to is not delivered" \
+    test "$(grep -c '^x1 ' "$tmp/out")" -eq 0
+
+# The server restarts with a unit in flight (waiting for a lock another
+# session holds) and more queued behind it.
+sql "create table log (what text not null)"
+psql -X -q -d $db -c "begin; lock table log in exclusive mode;
+    select pg_sleep(60); commit;" >/dev/null 2>&1 3>&- &
+locker=$!
+sleep 0.3
+say "u1 exec begin ;; insert into log values ('u1') ;; commit"
+say "u2 exec begin ;; insert into log values ('u2') ;; commit"
+waiting() {
+	[ "$(sql "select count(*) from pg_stat_activity where
+	    application_name = 'db_async_drive' and wait_event_type = 'Lock'")" \
+	    -ge 1 ]
+}
+check "u1 is in flight, waiting for a lock" wait_for 10 waiting
+# (The server must not inherit the driver's input: it would never end.)
+pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast 3>&-
+wait "$locker" 2>/dev/null
+say "u3 exec begin ;; insert into log values ('u3') ;; commit"
+check "after the restart the listener is told to resynchronise" \
+    wait_for 20 grep -qx resync.vs_events.1 "$tmp/out"
+is u1 "ok"
+is u3 "ok"
+n=$(sql "select string_agg(what || ':' || n, ' ' order by what) from
+    (select what, count(*) n from log group by what) c")
+check "the unit in flight across the restart applied once ($n)" \
+    test "$n" = "u1:1 u2:1 u3:1"
+notify n3
+check "a NOTIFY after the restart arrives within 100 ms ($(reply n3))" fast n3
+check "one resync per listener per reconnect" \
+    test "$(grep -c '^resync\.' "$tmp/out")" -eq 2
 
 exec 3>&-
 wait "$drv"
