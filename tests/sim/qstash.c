@@ -105,8 +105,11 @@ TAILQ_HEAD(msg_list, msg);
 /* One delivery request on the wire. */
 struct attempt {
 	struct msg		*m;
+	struct evhttp_connection *conn;
 	bool			 duplicate;
+	bool			 done;		/* conn is the reaper's */
 	unsigned int		 retried;
+	TAILQ_ENTRY(attempt)	 entry;
 };
 
 enum down_mode {
@@ -175,6 +178,8 @@ struct qstage {
 static struct {
 	struct event_base	*base;
 	struct event		*timer;
+	struct event		*reaper;
+	TAILQ_HEAD(, attempt)	 attempts;
 	const char		*token;
 	struct qknobs		 k;
 	struct qstats		 st;
@@ -791,6 +796,7 @@ sign(const struct msg *m)
 	struct sha256 ctx;
 	const char *key, *hdr = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	char jti[32], *claims, *tok;
+	json_t *j;
 	int64_t t = (int64_t)time(NULL) + q.k.sign_skew;
 	size_t n, cl, hl = strlen(hdr);
 
@@ -802,12 +808,13 @@ sign(const struct msg *m)
 	body_hash[n++] = '=';
 	body_hash[n] = '\0';
 	random_id(jti, 24, "jwt_");
-	claims = json_dumps(json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s}",
-	    "iss", "Upstash", "sub", m->dest, "exp",
-	    (json_int_t)(t + JWT_LIFETIME_S), "nbf", (json_int_t)t, "iat",
-	    (json_int_t)t, "jti", jti, "body", body_hash), JSON_COMPACT);
-	if (claims == NULL)
+	j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:s,s:s}", "iss", "Upstash",
+	    "sub", m->dest, "exp", (json_int_t)(t + JWT_LIFETIME_S), "nbf",
+	    (json_int_t)t, "iat", (json_int_t)t, "jti", jti, "body",
+	    body_hash);
+	if (j == NULL || (claims = json_dumps(j, JSON_COMPACT)) == NULL)
 		fatalx("out of memory");
+	json_decref(j);
 	cl = strlen(claims);
 	tok = xmalloc(BASE64URL_LEN(hl) + BASE64URL_LEN(cl) +
 	    BASE64URL_LEN(sizeof(mac)) + 3);
@@ -860,6 +867,36 @@ record(struct msg *m, const struct attempt *a, int status, const char *error)
 
 static bool	 send_attempt(struct msg *, bool duplicate);
 
+/*
+ * Outgoing connections are freed here, on the next turn of the loop:
+ * not from inside their own callback, and not by evhttp's free-on-
+ * completion, which forgets connections whose connect() failed.
+ */
+static void
+reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct attempt *a, *next;
+
+	for (a = TAILQ_FIRST(&q.attempts); a != NULL; a = next) {
+		next = TAILQ_NEXT(a, entry);
+		if (!a->done)
+			continue;
+		TAILQ_REMOVE(&q.attempts, a, entry);
+		if (a->conn != NULL)
+			evhttp_connection_free(a->conn);
+		free(a);
+	}
+}
+
+static void
+attempt_release(struct attempt *a)
+{
+	struct timeval tv = { 0, 0 };
+
+	a->done = true;
+	evtimer_add(q.reaper, &tv);
+}
+
 static void
 attempt_done(struct evhttp_request *req, void *arg)
 {
@@ -875,7 +912,7 @@ attempt_done(struct evhttp_request *req, void *arg)
 	if (m->orphan) {
 		if (m->inflight == 0)
 			msg_free(m);
-		free(a);
+		attempt_release(a);
 		return;
 	}
 	if (req != NULL && status != 0) {
@@ -918,7 +955,7 @@ attempt_done(struct evhttp_request *req, void *arg)
 		wait_s = BACKOFF_MAX_S;
 	m->next_ms = now_ms() + (int64_t)wait_s * 1000;
 out:
-	free(a);
+	attempt_release(a);
 	arm(0);
 }
 
@@ -938,6 +975,7 @@ send_attempt(struct msg *m, bool duplicate)
 	enum evhttp_cmd_type cmd;
 
 	a = xcalloc(1, sizeof(*a));
+	TAILQ_INSERT_TAIL(&q.attempts, a, entry);
 	a->m = m;
 	a->duplicate = duplicate;
 	a->retried = m->retried;
@@ -958,10 +996,11 @@ send_attempt(struct msg *m, bool duplicate)
 	query = evhttp_uri_get_query(u);
 	c = evhttp_connection_base_new(q.base, NULL, host, (ev_uint16_t)port);
 	if (c == NULL || (req = evhttp_request_new(attempt_done, a)) == NULL)
-		fatalx("out of memory");
+		fatalx("qstash: cannot set up a delivery to '%s'",
+		    log_q(m->dest));
 	evhttp_connection_set_timeout(c, (int)q.k.timeout_s);
 	evhttp_connection_set_retries(c, 0);
-	evhttp_connection_free_on_completion(c);
+	a->conn = c;
 
 	out = evhttp_request_get_output_headers(req);
 	snprintf(hostport, sizeof(hostport), "%s:%d", host, port);
@@ -993,8 +1032,7 @@ send_attempt(struct msg *m, bool duplicate)
 	target = xasprintf("%s%s%s", path != NULL && *path != '\0' ? path :
 	    "/", query != NULL ? "?" : "", query != NULL ? query : "");
 	if (evhttp_make_request(c, req, cmd, target) != 0) {
-		/* evhttp has freed req; the connection is ours to drop. */
-		evhttp_connection_free(c);
+		/* evhttp has freed req; the reaper frees the connection. */
 		free(target);
 		evhttp_uri_free(u);
 		attempt_done(NULL, a);
@@ -1408,7 +1446,9 @@ services_init(struct event_base *base, const struct services_opts *o)
 	q.sim0_ms = clock_wall_ms();
 	q.mono0 = clock_mono_ms();
 	q.scale = o->clock_scale;
-	if ((q.timer = evtimer_new(base, tick, NULL)) == NULL)
+	TAILQ_INIT(&q.attempts);
+	if ((q.timer = evtimer_new(base, tick, NULL)) == NULL ||
+	    (q.reaper = evtimer_new(base, reap, NULL)) == NULL)
 		fatalx("out of memory");
 	vapi_init(o->vapi_key);
 }
@@ -1417,6 +1457,7 @@ void
 services_free(void)
 {
 	struct delayed *d;
+	struct attempt *a;
 	struct msg *m;
 
 	/* Answer what is still delayed, so no request is left behind. */
@@ -1428,6 +1469,15 @@ services_free(void)
 		event_free(d->timer);
 		free(d);
 	}
+	/* Attempts still on the wire: evhttp drops them without a callback. */
+	while ((a = TAILQ_FIRST(&q.attempts)) != NULL) {
+		TAILQ_REMOVE(&q.attempts, a, entry);
+		if (a->conn != NULL)
+			evhttp_connection_free(a->conn);
+		if (!a->done && a->m->orphan && --a->m->inflight == 0)
+			msg_free(a->m);
+		free(a);
+	}
 	while ((m = TAILQ_FIRST(&q.all)) != NULL) {
 		TAILQ_REMOVE(&q.all, m, all);
 		msg_free(m);
@@ -1435,6 +1485,8 @@ services_free(void)
 	services_control_end(false);
 	if (q.timer != NULL)
 		event_free(q.timer);
+	if (q.reaper != NULL)
+		event_free(q.reaper);
 	OPENSSL_cleanse(&q.k, sizeof(q.k));
 	vapi_free();
 }
