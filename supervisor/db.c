@@ -430,6 +430,7 @@ struct db_unit {
 	void *arg;
 	unsigned retries;	/* after serialization failures, deadlocks */
 	bool listen;		/* the layer's own LISTEN */
+	size_t bytes;		/* what it holds, for the queue's cap */
 	TAILQ_ENTRY(db_unit) entry;
 };
 
@@ -452,8 +453,11 @@ struct db_async {
 	struct event *timer;
 	uint64_t backoff_ms;
 	bool was_up, logged_down;
-	TAILQ_HEAD(, db_unit) queue;
+	TAILQ_HEAD(db_unit_queue, db_unit) queue;
 	size_t pending;
+	size_t queued_bytes, queue_max;
+	bool full;		/* refusing since the last time it drained */
+	size_t refused;		/* units refused in this episode */
 	TAILQ_HEAD(, db_listener) listeners;
 	/* The head unit in flight. */
 	bool failed;
@@ -486,6 +490,7 @@ db_unit_new(db_unit_cb *cb, void *arg)
 
 	u->cb = cb;
 	u->arg = arg;
+	u->bytes = sizeof(*u);
 	return u;
 }
 
@@ -535,8 +540,13 @@ db_unit_add(struct db_unit *u, const char *sql, int nparams,
 	memset(s, 0, sizeof(*s));
 	s->sql = xstrdup(sql);
 	s->nparams = nparams;
-	for (int j = 0; j < nparams; j++)
-		s->params[j] = params[j] != NULL ? xstrdup(params[j]) : NULL;
+	u->bytes += sizeof(*s) + strlen(sql) + 1;
+	for (int j = 0; j < nparams; j++) {
+		if (params[j] == NULL)
+			continue;
+		s->params[j] = xstrdup(params[j]);
+		u->bytes += strlen(params[j]) + 1;
+	}
 	return 0;
 }
 
@@ -640,6 +650,33 @@ lost:
 	async_down(a, PQerrorMessage(a->conn));
 }
 
+/* Take u off the queue (the caller frees it). */
+static void
+async_remove(struct db_async *a, struct db_unit *u)
+{
+	TAILQ_REMOVE(&a->queue, u, entry);
+	a->pending--;
+	a->queued_bytes -= u->bytes;
+	if (a->full && a->queued_bytes <= a->queue_max / 2) {
+		log_info("database '%s': queue down to %zu bytes, taking units "
+		    "again (%zu refused while full)", a->conninfo,
+		    a->queued_bytes, a->refused);
+		a->full = false;
+		a->refused = 0;
+	}
+}
+
+static void
+async_insert(struct db_async *a, struct db_unit *after, struct db_unit *u)
+{
+	if (after != NULL)
+		TAILQ_INSERT_AFTER(&a->queue, after, u, entry);
+	else
+		TAILQ_INSERT_HEAD(&a->queue, u, entry);
+	a->pending++;
+	a->queued_bytes += u->bytes;
+}
+
 /* The head unit is done (not to be retried): its callback, then the next. */
 static void
 async_complete(struct db_async *a, int r)
@@ -654,8 +691,7 @@ async_complete(struct db_async *a, int r)
 	 */
 	a->rows = NULL;
 	memcpy(error, a->error, sizeof(error));
-	TAILQ_REMOVE(&a->queue, u, entry);
-	a->pending--;
+	async_remove(a, u);
 	a->state = A_IDLE;
 	unit_callback(u, r, error, res);
 	PQclear(res);
@@ -797,11 +833,8 @@ async_push_front(struct db_async *a, struct db_unit *u)
 {
 	struct db_unit *head = TAILQ_FIRST(&a->queue);
 
-	if (head != NULL && (a->state == A_BUSY || a->state == A_ROLLBACK))
-		TAILQ_INSERT_AFTER(&a->queue, head, u, entry);
-	else
-		TAILQ_INSERT_HEAD(&a->queue, u, entry);
-	a->pending++;
+	async_insert(a, head != NULL && (a->state == A_BUSY ||
+	    a->state == A_ROLLBACK) ? head : NULL, u);
 }
 
 static void
@@ -828,8 +861,7 @@ async_listen_all(struct db_async *a)
 	for (u = TAILQ_FIRST(&a->queue); u != NULL; u = next) {
 		next = TAILQ_NEXT(u, entry);
 		if (u->listen) {
-			TAILQ_REMOVE(&a->queue, u, entry);
-			a->pending--;
+			async_remove(a, u);
 			db_unit_free(u);
 		}
 	}
@@ -1051,6 +1083,7 @@ db_async_new(struct event_base *base, const struct db_params *p,
 		    (unsigned long long)p->statement_timeout_ms);
 	TAILQ_INIT(&a->queue);
 	TAILQ_INIT(&a->listeners);
+	a->queue_max = DB_QUEUE_MAX_DEFAULT;
 	if ((a->timer = evtimer_new(base, async_timer_cb, a)) == NULL)
 		fatalx("cannot create a database timer");
 	async_connect(a);
@@ -1078,9 +1111,43 @@ db_async_new_config(struct event_base *base, const struct config *cf,
 void
 db_async_submit(struct db_async *a, struct db_unit *u)
 {
-	TAILQ_INSERT_TAIL(&a->queue, u, entry);
-	a->pending++;
+	char error[DB_ERR_MAX];
+
+	/* (LISTEN units, and a lowered cap, may leave it over.) */
+	if (a->queued_bytes > a->queue_max ||
+	    u->bytes > a->queue_max - a->queued_bytes) {
+		/* Loud, but once until the queue drains. */
+		if (!a->full)
+			log_warnx("database '%s': queue full (%zu unit(s), "
+			    "%zu bytes, cap %zu): refusing work until it "
+			    "drains", a->conninfo, a->pending,
+			    a->queued_bytes, a->queue_max);
+		a->full = true;
+		a->refused++;
+		snprintf(error, sizeof(error), "database queue full: %zu "
+		    "bytes queued, a unit of %zu, cap %zu", a->queued_bytes,
+		    u->bytes, a->queue_max);
+		unit_callback(u, -ENOBUFS, error, NULL);
+		db_unit_free(u);
+		return;
+	}
+	async_insert(a, TAILQ_LAST(&a->queue, db_unit_queue), u);
 	async_send(a);
+}
+
+int
+db_async_set_queue_max(struct db_async *a, size_t bytes)
+{
+	if (bytes == 0)
+		return -EINVAL;
+	a->queue_max = bytes;
+	return 0;
+}
+
+size_t
+db_async_queued_bytes(const struct db_async *a)
+{
+	return a->queued_bytes;
 }
 
 void
@@ -1099,7 +1166,7 @@ db_async_free(struct db_async *a)
 	snprintf(a->error, sizeof(a->error), "database layer closed");
 	async_drop_rows(a);
 	while ((u = TAILQ_FIRST(&a->queue)) != NULL) {
-		TAILQ_REMOVE(&a->queue, u, entry);
+		async_remove(a, u);
 		unit_callback(u, -ECANCELED, a->error, NULL);
 		db_unit_free(u);
 	}

@@ -125,6 +125,13 @@ void db_result_free(struct db_result *);
  * have happened before the connection dropped).  A unit that fails on a
  * serialization failure or a deadlock is rolled back and sent again, up
  * to 3 times.
+ *
+ * The queue is bounded by the bytes its units hold (their SQL, parameters
+ * and bookkeeping; DB_QUEUE_MAX_DEFAULT unless db_async_set_queue_max()
+ * says otherwise): a unit that would take it past the cap is refused,
+ * its callback run with -ENOBUFS before db_async_submit() returns (the
+ * caller still has its data), and a warning logged once until the queue
+ * has drained to half the cap.  Smaller units may still fit.
  */
 struct db_async;
 struct db_unit;
@@ -165,8 +172,17 @@ struct db_unit *db_unit_new_rows(db_unit_rows_cb *cb, void *arg);
  */
 int db_unit_add(struct db_unit *, const char *sql, int nparams,
     const char *const *params);
-/* Hand the unit over (db owns it from here, and frees it after its cb). */
+/*
+ * Hand the unit over (db owns it from here, and frees it after its cb;
+ * when the queue refuses it, that is before this returns).
+ */
 void db_async_submit(struct db_async *, struct db_unit *);
+
+#define DB_QUEUE_MAX_DEFAULT	((size_t)64 << 20)	/* bytes */
+/* Cap the queue at bytes (> 0, else -EINVAL); for units queued later. */
+int db_async_set_queue_max(struct db_async *, size_t bytes);
+/* The bytes held by units queued or in flight. */
+size_t db_async_queued_bytes(const struct db_async *);
 /* Free a unit that was never submitted; NULL is fine. */
 void db_unit_free(struct db_unit *);
 

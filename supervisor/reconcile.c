@@ -415,9 +415,23 @@ struct apply_ctx {
 	const char *status;
 };
 
+static void
+session_failed_done(int r, const char *error, void *arg)
+{
+	char *session = arg;
+
+	if (r < 0 && r != -ECANCELED)
+		log_warnx("session %s: cannot record its failure: %s; it "
+		    "stays 'running' until vetsyncd next starts", session,
+		    error != NULL ? error : strerror(-r));
+	free(session);
+}
+
 /*
- * The results' transaction was refused (rolled back, session and all):
- * record that on the session, so that it does not stay 'running'.
+ * The results' transaction was refused (rolled back, session and all), or
+ * the database queue was full: record that on the session, so that it
+ * does not stay 'running'.  A small unit: it may fit where the results
+ * did not.
  */
 static void
 session_failed(const struct apply_ctx *c, const char *error)
@@ -432,7 +446,7 @@ session_failed(const struct apply_ctx *c, const char *error)
 	if ((text = json_dumps(err, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 		fatalx("out of memory");
 	snprintf(failed, sizeof(failed), "%zu", c->n);
-	u = tenant_unit(c->user, NULL, NULL);
+	u = tenant_unit(c->user, session_failed_done, xstrdup(c->session));
 	p[0] = c->session;
 	p[1] = c->user;
 	p[2] = c->kind;
@@ -458,7 +472,8 @@ apply_done(int r, const char *error, void *arg)
 	else {
 		log_warnx("clinic=%s job=%llu: reconciliation failed: %s",
 		    c->user, c->job_id, error != NULL ? error : strerror(-r));
-		if (r == -EIO && rdb != NULL)
+		/* Not after -ECANCELED: the layer is going away. */
+		if ((r == -EIO || r == -ENOBUFS) && rdb != NULL)
 			session_failed(c, error);
 	}
 	free(c);

@@ -13,6 +13,11 @@
  *   TAG pending                 "TAG pending N"
  *   TAG connected               "TAG connected 0|1"
  *   TAG listen CHANNEL          "TAG ok" or "TAG err -ERRNO"
+ *   TAG cap BYTES               the queue's cap: "TAG ok" / "TAG err"
+ *   TAG queued                  "TAG queued BYTES"
+ *   TAG reconcile USER N        a notes job of USER delivering N completed
+ *                               consultations (1.5 KiB of notes each)
+ *                               through reconcile.c: "TAG done"
  *
  * Notifications print as "PTAG notify CHANNEL LATENCY_US PENDING" when
  * the payload is "PTAG:MICROSECONDS" (the sender's clock_timestamp(),
@@ -39,7 +44,14 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include "proto/frame.h"
+
 #include "supervisor/db.h"
+#include "supervisor/reconcile.h"
+#include "supervisor/supervisor.h"
+#include "supervisor/workers.h"
+
+struct supervisor *sv;
 
 #define LINE_MAX_LEN	(1024 * 1024)
 
@@ -132,6 +144,45 @@ add_statements(struct db_unit *u, char *text)
 	return 0;
 }
 
+/* A notes job of user delivering n consultations, as workers.c does it. */
+static void
+reconcile_job(const char *user, unsigned n)
+{
+	static char notes[1537];
+	static uint64_t job_id;
+	char cid[48], date[32];
+	Vetsync__Envelope env = VETSYNC__ENVELOPE__INIT;
+	Vetsync__Consultation c = VETSYNC__CONSULTATION__INIT;
+	struct worker_outcome o;
+	struct worker_job job;
+	struct reconcile *r;
+
+	memset(notes, 'n', sizeof(notes) - 1);
+	env.msg_case = VETSYNC__ENVELOPE__MSG_CONSULTATION;
+	env.consultation = &c;
+	c.status = "completed";
+	c.notes = notes;
+	memset(&job, 0, sizeof(job));
+	job.id = ++job_id;
+	job.kind = WORKER_JOB_RECONCILE_NOTES;
+	job.clinic = user;
+	job.timezone = "UTC";
+	r = reconcile_start(&job);
+	for (unsigned k = 1; k <= n; k++) {
+		snprintf(cid, sizeof(cid), "%llu-%u",
+		    (unsigned long long)job_id, k);
+		snprintf(date, sizeof(date), "2026-01-%02uT10:00:00Z",
+		    1 + k % 28);
+		c.consultation_id = cid;
+		c.date_utc = date;
+		reconcile_record(r, &env);
+	}
+	memset(&o, 0, sizeof(o));
+	o.cls = WORKER_EXIT_CLEAN;
+	o.result_ok = true;
+	reconcile_finish(r, &o);
+}
+
 static void
 notified(const char *channel, const char *payload, void *arg)
 {
@@ -200,6 +251,24 @@ command(char *line)
 			nlisten++;
 			printf("%s ok\n", tag);
 		}
+	} else if (strcmp(cmd, "cap") == 0) {
+		r = db_async_set_queue_max(db, strtoull(rest, NULL, 10));
+		if (r < 0)
+			printf("%s err %d\n", tag, r);
+		else
+			printf("%s ok\n", tag);
+	} else if (strcmp(cmd, "queued") == 0) {
+		printf("%s queued %zu\n", tag, db_async_queued_bytes(db));
+	} else if (strcmp(cmd, "reconcile") == 0) {
+		char *n = strchr(rest, ' ');
+
+		if (n == NULL) {
+			printf("%s err usage: reconcile USER N\n", tag);
+			return;
+		}
+		*n++ = '\0';
+		reconcile_job(rest, (unsigned)strtoul(n, NULL, 10));
+		printf("%s done\n", tag);
 	} else if (strcmp(cmd, "connected") == 0) {
 		printf("%s connected %d\n", tag, db_async_connected(db));
 	} else
@@ -254,10 +323,12 @@ main(int argc, char **argv)
 	p.connect_timeout_ms = 2000;
 	if (db_async_new(base, &p, &db) < 0)
 		fatalx("cannot start the database layer");
+	reconcile_init(db);
 	in = event_new(base, 0, EV_READ | EV_PERSIST, stdin_cb, NULL);
 	event_add(in, NULL);
 	event_base_dispatch(base);
 	event_free(in);
+	reconcile_init(NULL);
 	db_async_free(db);
 	event_base_free(base);
 	return 0;

@@ -6,7 +6,10 @@
 # checked, delivery within 100 ms when idle and while units are in
 # flight, re-armed after a server restart with one "resync" call); a unit
 # in flight across a restart applied once, and units queued while the
-# server is down applied after it.
+# server is down applied after it; the queue's cap (a unit past it refused
+# at once with -ENOBUFS, smaller ones still taken, one warning per
+# episode; reconcile.c marking the session failed when its results are
+# refused, and surviving when even that is refused).
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -21,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-tap_plan 22
+tap_plan 33
 
 db=vetsync_async
 tmp=$(mktemp -d /tmp/vetsync-async.XXXXXX)
@@ -36,6 +39,11 @@ trap cleanup EXIT
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db -c "$*"; }
 createdb -T template0 $db
+"$top_builddir/vetsyncctl" migrate --dir "$top_srcdir/migrations" \
+    --conninfo "dbname=$db" >"$tmp/migrate.log" 2>&1 ||
+    sed 's/^/# /' "$tmp/migrate.log"
+U=11111111-2222-4333-8444-555555555501
+sql "insert into users (id, timezone) values ('$U', 'UTC')"
 
 mkfifo "$tmp/in"
 "$top_builddir/tests/db_async_drive" \
@@ -178,6 +186,54 @@ notify n3
 check "a NOTIFY after the restart arrives within 100 ms ($(reply n3))" fast n3
 check "one resync per listener per reconnect" \
     test "$(grep -c '^resync\.' "$tmp/out")" -eq 2
+
+# The queue's cap.  A unit of 30 kB does not fit under 20 kB.
+say "c0 cap 0"
+is c0 "err -22"
+say "c1 cap 20000"
+say "q1 exec select pg_sleep(1)"
+big=$(head -c 30000 /dev/zero | tr '\0' x)
+say "$(printf 'q2 exec select length($1)\t%s' "$big")"
+say "q3 rows select 3"
+say "$(printf 'q4 exec select length($1)\t%s' "$big")"
+r="$(reply q2 1) / $(reply q4 1) / $(got q1 && echo q1 done)"
+check "past the cap: refused at once with -ENOBUFS ($(echo "$r" | cut -c1-60))" \
+    test "$(echo "$r" | cut -d' ' -f1-2)" = "err -105"
+case $r in
+"err -105 database queue full: "*" bytes queued, a unit of 30371, cap 20000 /"*)
+	ok "the message says why ($(echo "$r" | cut -d/ -f1))" ;;
+*)	not_ok "the message says why ($r)" ;;
+esac
+is q3 "ok 1 1 3"
+check "one warning for the episode" \
+    test "$(grep -c 'queue full' "$tmp/err")" -eq 1
+check "drained: the episode ends, with its count" \
+    wait_for 5 grep -q 'taking units again (2 refused' "$tmp/err"
+# reconcile.c: 20 consultations do not fit, the session's failure does.
+say "q5 exec select pg_sleep(1)"
+say "q6 reconcile $U 20"
+say "q7 rows select 1"
+reply q7 5 >/dev/null
+st=$(sql "select status || ' ' || consultations_failed || ' ' ||
+    (error_details->>'class') || ' ' ||
+    (error_details->>'detail' like 'database queue full%')
+    from idexx_sync_sessions where user_id = '$U'")
+check "results refused by the queue: the session is failed ($st)" \
+    test "$st" = "failed 20 database true"
+nc=$(sql "select count(*) from consultation_sync_status")
+check "and nothing of its results written ($nc)" test "$nc" -eq 0
+# So small a cap that nothing fits: logged, and the driver goes on.
+say "c2 cap 1000"
+say "q8 reconcile $U 20"
+say "q9 queued"
+check "nothing fits: reconcile logs that the session stays running" \
+    wait_for 5 grep -q "cannot record its failure: database queue full" \
+    "$tmp/err"
+is q9 "queued 0"
+say "c3 cap 67108864"
+say "q10 reconcile $U 20"
+say "q11 rows select status, consultations_synced from idexx_sync_sessions where consultations_synced > 0"
+is q11 "ok 1 2 completed,20"
 
 exec 3>&-
 wait "$drv"
