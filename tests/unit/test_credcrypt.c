@@ -29,6 +29,14 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include "common/buf.h"
 #include "common/xmalloc.h"
@@ -694,6 +702,42 @@ test_key_id(void **state)
 	assert_false(credcrypt_key_id_valid(NULL));
 }
 
+/*
+ * CREDCRYPT_KEYS_MAX key ids fit, one more does not, and one already
+ * cached still does.  Deriving 32 keys takes a second or two natively,
+ * minutes under valgrind, which skips it.
+ */
+static void
+test_key_limit(void **state)
+{
+	struct credcrypt *many;
+	char err[CREDCRYPT_ERR_MAX], id[16], env[64];
+	int i;
+
+	(void)state;
+	if (RUNNING_ON_VALGRIND) {
+		skip();
+		return;
+	}
+	assert_int_equal(credcrypt_new(&many), 0);
+	for (i = 0; i <= CREDCRYPT_KEYS_MAX; i++) {
+		snprintf(id, sizeof(id), "lim%d", i);
+		snprintf(env, sizeof(env), "ENCRYPTION_KEY_%s", id);
+		assert_int_equal(setenv(env, id, 1), 0);
+		if (i < CREDCRYPT_KEYS_MAX)
+			assert_int_equal(credcrypt_load_key(many, id, err,
+			    sizeof(err)), 0);
+	}
+	assert_int_equal(credcrypt_load_key(many, "lim32", err, sizeof(err)),
+	    -ENOSPC);
+	assert_string_equal(err, "encryption key 'lim32': 32 key ids are "
+	    "cached already, the most there may be");
+	assert_int_equal(credcrypt_load_key(many, "lim0", err, sizeof(err)),
+	    0);
+	assert_int_equal(credcrypt_derivations(many), CREDCRYPT_KEYS_MAX);
+	credcrypt_free(many);
+}
+
 /* AddressSanitizer makes mlock() a no-op that reports success. */
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_MLOCK_WORKS 0
@@ -801,6 +845,7 @@ main(void)
 		cmocka_unit_test(test_load_key),
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_key_id),
+		cmocka_unit_test(test_key_limit),
 		cmocka_unit_test(test_locked_pages),
 		cmocka_unit_test(test_forked),
 		cmocka_unit_test(test_derived_once),
