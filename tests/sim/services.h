@@ -1,8 +1,9 @@
 /*
  * The simulator's stand-ins for the outside services of a discharge call
- * (CONTRACTS §1 and §4): QStash v2 (tests/sim/qstash.c) and VAPI's
- * create-call (tests/sim/vapi.c).  They share idexx_sim's port and event
- * loop; idexx_sim.c hands them their paths and their control knobs.
+ * (CONTRACTS §1 and §4): QStash v2 (tests/sim/qstash.c, qstash_deliver.c)
+ * and VAPI's create-call (tests/sim/vapi.c), behind tests/sim/services.c.
+ * They share idexx_sim's port and event loop; idexx_sim.c hands them their
+ * paths and their control knobs.
  *
  * QStash keeps its own clock, which starts at the wall clock and can run
  * faster (qstash_clock_scale) or jump (qstash_advance), so a message due
@@ -36,9 +37,11 @@ struct services_opts {
 	const char	*vapi_key;
 };
 
-/* qstash.c */
+/* services.c */
 void	 services_init(struct event_base *, const struct services_opts *);
 void	 services_free(void);
+/* "POST", "DELETE", ...: for log lines. */
+const char	*services_method(struct evhttp_request *);
 /* Send code and body after delay_ms; body is emptied, not freed. */
 void	 services_reply(struct evhttp_request *, int code,
 	    struct evbuffer *body, uint64_t delay_ms);
