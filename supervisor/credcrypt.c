@@ -479,15 +479,19 @@ out:
 	return r;
 }
 
-int
-credcrypt_decrypt(struct credcrypt *cc, const char *json,
-    struct buf *ret_plain, char *err, size_t errsz)
+/*
+ * Check and decrypt stored text into the locked scratch area; *ret_len
+ * bytes of plaintext are there on success.  The caller wipes the scratch
+ * area (credcrypt_wipe) whatever the outcome.
+ */
+static int
+credcrypt_open(struct credcrypt *cc, const char *json, size_t *ret_len,
+    char *err, size_t errsz)
 {
 	struct credcrypt_stored *st;
 	struct credcrypt_slot *slot;
 	EVP_CIPHER_CTX *ctx = NULL;
 	unsigned char *plain = cc->pages->scratch;
-	struct buf out;
 	int outl = 0, finl = 0, r;
 
 	st = xmalloc(sizeof(*st));
@@ -524,19 +528,56 @@ credcrypt_decrypt(struct credcrypt *cc, const char *json,
 		r = -EINVAL;
 		goto out;
 	}
-	/* One allocation at full size: no copy left behind by growth. */
-	buf_init(&out, 0);
-	out.cap = st->ctlen + 1;
-	out.data = xmalloc(out.cap);
-	memcpy(out.data, plain, st->ctlen);
-	out.data[st->ctlen] = '\0';
-	out.len = st->ctlen;
-	*ret_plain = out;
+	*ret_len = st->ctlen;
 	r = 0;
 out:
-	OPENSSL_cleanse(plain, sizeof(cc->pages->scratch));
 	EVP_CIPHER_CTX_free(ctx);
 	free(st);
+	return r;
+}
+
+static void
+credcrypt_wipe(struct credcrypt *cc)
+{
+	OPENSSL_cleanse(cc->pages->scratch, sizeof(cc->pages->scratch));
+}
+
+int
+credcrypt_decrypt(struct credcrypt *cc, const char *json,
+    struct buf *ret_plain, char *err, size_t errsz)
+{
+	struct buf out;
+	size_t len;
+	int r;
+
+	if ((r = credcrypt_open(cc, json, &len, err, errsz)) == 0) {
+		/* One allocation at full size: no copy left by growth. */
+		buf_init(&out, 0);
+		out.cap = len + 1;
+		out.data = xmalloc(out.cap);
+		memcpy(out.data, cc->pages->scratch, len);
+		out.data[len] = '\0';
+		out.len = len;
+		*ret_plain = out;
+	}
+	credcrypt_wipe(cc);
+	return r;
+}
+
+int
+credcrypt_reencrypt(struct credcrypt *cc, const char *json,
+    const char *to_key_id, char **ret_json, char *err, size_t errsz)
+{
+	size_t len;
+	int r;
+
+	/* The new key first: a missing one fails before any decryption. */
+	if ((r = credcrypt_load_key(cc, to_key_id, err, errsz)) < 0)
+		return r;
+	if ((r = credcrypt_open(cc, json, &len, err, errsz)) == 0)
+		r = credcrypt_encrypt(cc, to_key_id, cc->pages->scratch, len,
+		    ret_json, err, errsz);
+	credcrypt_wipe(cc);
 	return r;
 }
 

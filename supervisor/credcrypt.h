@@ -75,10 +75,21 @@ int credcrypt_encrypt(struct credcrypt *, const char *key_id,
  * ciphertext) or plaintext that is not UTF-8 without NUL -EINVAL.
  * On any error ret_plain is left alone: no partial plaintext ever reaches
  * it (decryption happens in the locked scratch area and is copied out
- * only once the tag has been verified).
+ * only once the tag has been verified).  ret_plain itself is ordinary
+ * heap memory, not locked: release it as soon as it has been used.
  */
 int credcrypt_decrypt(struct credcrypt *, const char *json,
     struct buf *ret_plain, char *err, size_t errsz);
+
+/*
+ * Re-encrypt stored text under to_key_id with a fresh IV (key rotation),
+ * the plaintext never leaving the locked pages.  On success *ret_json is
+ * malloc'd EncryptedData JSON text the caller frees.  Errors as
+ * credcrypt_load_key() for to_key_id (checked first), then as
+ * credcrypt_decrypt() for json; *ret_json is left alone.
+ */
+int credcrypt_reencrypt(struct credcrypt *, const char *json,
+    const char *to_key_id, char **ret_json, char *err, size_t errsz);
 
 /*
  * The keyId of stored text, without decrypting, into ret (retsz bytes;

@@ -4,7 +4,8 @@
  * encryption; every kind of tampering (ciphertext, IV, tag, keyId) and of
  * malformed stored text, each with the message an operator reads (written
  * out by hand), the plaintext output left untouched and no secret in the
- * message; authentic text that is not UTF-8; a wrong and a missing key; the vectors that the PRD's own
+ * message; authentic text that is not UTF-8; re-encryption under another
+ * key; a wrong and a missing key; the vectors that the PRD's own
  * TypeScript, run by Node (tests/crypto/aes-node.js), wrote into
  * tests/fixtures/credcrypt-vectors.json; and keys derived once per key
  * id, counted.  Master keys come from ENCRYPTION_KEY_<id>, set from the
@@ -590,6 +591,59 @@ test_not_utf8(void **state)
 	free(s);
 }
 
+/* Re-encrypting json under to fails with want and msg; no output. */
+static void
+reencrypt_refused(const char *json, const char *to, int want,
+    const char *msg)
+{
+	char *out = marker, err[CREDCRYPT_ERR_MAX] = "";
+
+	assert_int_equal(credcrypt_reencrypt(cc, json, to, &out, err,
+	    sizeof(err)), want);
+	assert_string_equal(err, msg);
+	assert_ptr_equal(out, marker);
+	assert_no_secret(err);
+}
+
+/* Rotation: the same plaintext under another key, with a fresh IV. */
+static void
+test_reencrypt(void **state)
+{
+	char *json, *back, *s, *t, id[CREDCRYPT_KEY_ID_MAX + 1];
+	char err[CREDCRYPT_ERR_MAX];
+	json_t *a, *b;
+
+	(void)state;
+	assert_int_equal(credcrypt_reencrypt(cc, base, K2, &json, err,
+	    sizeof(err)), 0);
+	assert_int_equal(credcrypt_key_id(json, id, sizeof(id)), 0);
+	assert_string_equal(id, K2);
+	decrypts_to(cc, json, PLAIN, strlen(PLAIN));
+	assert_int_equal(credcrypt_reencrypt(cc, json, K1, &back, err,
+	    sizeof(err)), 0);
+	decrypts_to(cc, back, PLAIN, strlen(PLAIN));
+	a = json_loads(base, 0, NULL);
+	b = json_loads(back, 0, NULL);
+	assert_string_not_equal(member(a, "iv"), member(b, "iv"));
+	assert_string_not_equal(member(a, "encrypted"),
+	    member(b, "encrypted"));
+
+	t = with(base, "authTag", s = flip(member(a, "authTag"), 5));
+	reencrypt_refused(t, K2, -EBADMSG, AUTH1);
+	free(t);
+	free(s);
+	reencrypt_refused("{}", K2, -EINVAL, BAD "no 'encrypted' member");
+	reencrypt_refused(base, "absent", -ENOENT, "encryption key 'absent': "
+	    "neither $CREDENTIALS_DIRECTORY/encryption-key-absent nor "
+	    "ENCRYPTION_KEY_absent is set");
+	reencrypt_refused(base, "a/b", -EINVAL, "encryption key id 'a/b': "
+	    "not valid; allowed: A-Z, a-z, 0-9, '_' and '-', 1 to 64 bytes");
+	json_decref(a);
+	json_decref(b);
+	free(back);
+	free(json);
+}
+
 static void
 test_wrong_secret(void **state)
 {
@@ -841,6 +895,7 @@ main(void)
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_not_utf8),
+		cmocka_unit_test(test_reencrypt),
 		cmocka_unit_test(test_wrong_secret),
 		cmocka_unit_test(test_load_key),
 		cmocka_unit_test(test_vectors),
