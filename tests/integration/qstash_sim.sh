@@ -31,7 +31,7 @@ for tool in curl jq base64; do
 	fi
 done
 
-tap_plan 59
+tap_plan 60
 
 # --- helpers ---------------------------------------------------------------
 mkdir -p "$tmp/bin"
@@ -291,6 +291,11 @@ c1=$(code_of "$(pub "$R5/x" -H 'Upstash-Delay: 1d' --data '{}')")
 check "a control request bad anywhere changes nothing ($r, then $c1)" [ "$r $c1" = "400 200" ]
 r=$(ctl_code '{"qstash_nonsense": 1}')
 check "unknown qstash knob: 400" [ "$r" = 400 ]
+check "messages=0: counters and knobs only, no key among them" sh -c "
+    C '$U/__sim/qstash?messages=0' >'$tmp/k' &&
+    jq -e '(.messages | length) == 0 and .knobs.sign == \"current\" and
+    .knobs.dedup_window_s == 600 and .stats.publishes > 0' '$tmp/k' >/dev/null &&
+    ! grep -q -e '$CK' -e '$NK' -e '$TOKEN' '$tmp/k'"
 
 # --- signatures -------------------------------------------------------------------
 recv r7 || not_ok "receiver r7 starts"

@@ -558,17 +558,44 @@ msg_json(const struct msg *m)
 	    "history", m->history);
 }
 
+/* The knobs as they are, keys left out. */
+static json_t *
+knobs_json(void)
+{
+	static const char *const downs[] = { "no", "503", "close" };
+
+	return json_pack("{s:I,s:I,s:f,s:f,s:I,s:I,s:I,s:b,s:s,s:s,s:I,s:I,"
+	    "s:I,s:I,s:I}",
+	    "fail_next", (json_int_t)qs.k.fail_next,
+	    "fail_code", (json_int_t)qs.k.fail_code,
+	    "rate_429", qs.k.rate_429 / 1e6,
+	    "rate_5xx", qs.k.rate_5xx / 1e6,
+	    "retry_after", (json_int_t)qs.k.retry_after,
+	    "slow_ms", (json_int_t)qs.k.slow_ms,
+	    "duplicate", (json_int_t)qs.k.duplicate,
+	    "duplicate_concurrent", qs.k.dup_concurrent,
+	    "down", downs[qs.k.down],
+	    "sign", sign_names[qs.k.sign],
+	    "sign_skew", (json_int_t)qs.k.sign_skew,
+	    "timeout_s", (json_int_t)qs.k.timeout_s,
+	    "dedup_window_s", (json_int_t)qs.k.dedup_window_s,
+	    "max_retries", (json_int_t)qs.k.max_retries,
+	    "parallel", (json_int_t)qs.k.parallel);
+}
+
 void
 qstash_inspect(struct evkeyvalq *query, struct evbuffer *b)
 {
 	const char *want_state = evhttp_find_header(query, "state");
 	const char *want_id = evhttp_find_header(query, "id");
 	const char *want_dest = evhttp_find_header(query, "destination");
+	const char *with = evhttp_find_header(query, "messages");
 	json_t *list = json_array(), *j;
 	struct msg *m;
 
 	TAILQ_FOREACH(m, &qs.all, all) {
-		if ((want_state != NULL &&
+		if ((with != NULL && strcmp(with, "0") == 0) ||
+		    (want_state != NULL &&
 		    strcmp(want_state, state_names[m->state]) != 0) ||
 		    (want_id != NULL && strcmp(want_id, m->id) != 0) ||
 		    (want_dest != NULL && strcmp(want_dest, m->dest) != 0))
@@ -597,6 +624,7 @@ qstash_inspect(struct evkeyvalq *query, struct evbuffer *b)
 	    "pending", (json_int_t)(qs.st.published - qs.st.delivered -
 	    qs.st.failed - qs.st.cancelled),
 	    "messages", list);
+	json_object_set_new(j, "knobs", knobs_json());
 	services_dump(b, j);
 }
 

@@ -13,6 +13,33 @@
  *
  * Every answer goes out through services_reply(); nothing here logs a
  * token, a key or a body.
+ *
+ * Command line: --qstash-token T, --qstash-current-key K, --qstash-next-key
+ * K, --qstash-clock-scale N (0 stops the clock), --vapi-key K.
+ *
+ * Knobs, in a POST /__sim/control body beside the IDEXX ones:
+ *   qstash_clock_scale N        the clock runs N times real time
+ *   qstash_advance S            move the clock S seconds on, once
+ *   qstash_fail_next N          answer the next N publishes with ...
+ *   qstash_fail_code C          ... 429 or a 5xx (default 500)
+ *   qstash_rate_429 F, qstash_rate_5xx F   that fraction of publishes
+ *   qstash_retry_after S        Retry-After (and Burst-RateLimit-Reset)
+ *   qstash_down false|"503"|"close"   503 to every API call, or close the
+ *                               connection without an answer
+ *   qstash_slow_ms MS           answer the API that much later
+ *   qstash_duplicate N          deliver the next N messages twice: after
+ *                               the first success, or at once with
+ *   qstash_duplicate_concurrent true
+ *   qstash_sign "current"|"next"|"unknown"|"corrupt"   the key that signs
+ *   qstash_sign_skew S          iat, nbf and exp moved by S seconds
+ *   qstash_roll_keys "K"        current := next, next := K
+ *   qstash_timeout_s, qstash_dedup_window_s (600), qstash_max_retries (5,
+ *   the plan's cap), qstash_parallel (100 deliveries at once)
+ *   qstash_reset true           forget every message and counter
+ *   vapi_fail_next N, vapi_fail_code C, vapi_rate_5xx F, vapi_slow_ms MS,
+ *   vapi_reset true
+ * GET /__sim/qstash[?state=&id=&destination=&messages=0] lists the clock,
+ * the knobs, the counters and the messages; GET /__sim/vapi the calls.
  */
 #ifndef VS_TESTS_SIM_SERVICES_H
 #define VS_TESTS_SIM_SERVICES_H
