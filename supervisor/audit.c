@@ -392,6 +392,12 @@ spool_load(void)
 		    "they are skipped", sp.path, o.garbage);
 	sp.done = sp.read = o.done;
 	sp.seq = o.last > sp.done_seq ? o.last : sp.done_seq;
+	if (had_cursor && sp.size > 0 && sp.done == sp.size) {
+		/* Confirmed in full, then a crash before the truncation. */
+		if (ftruncate(sp.fd, 0) == -1 || fdatasync(sp.fd) == -1)
+			return -errno;
+		sp.size = sp.done = sp.read = 0;
+	}
 	if (!had_cursor) {
 		epoch_new();
 		sp.done_seq = 0;
@@ -576,6 +582,10 @@ audit_emit(const struct audit_event *e, json_t *fields)
 		r = -EMSGSIZE;
 		goto out;
 	}
+	if (sp.size + len > sp.limit && sp.done > 0 && sp.read == sp.done &&
+	    (r = spool_rewrite(sp.done, false)) < 0)
+		log_warnx("audit spool '%s': cannot compact: %s", sp.path,
+		    strerror(-r));
 	if (sp.size + len > sp.limit) {
 		refuse(e->event, len);
 		r = -ENOSPC;

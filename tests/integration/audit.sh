@@ -23,7 +23,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=29
+N=30
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "audit case $i" "$1"; done
@@ -155,11 +155,17 @@ verify() {
 	echo "$out" | grep -q '^audit chain intact' ||
 	    { diag "$out"; return 1; }
 }
-# reloads N: N configuration reloads, each an audit record
+# reloads N: N configuration reloads, each an audit record; returns once
+# the last is spooled
 reloads() {
 	for i in $(seq "$1"); do
 		kill -HUP "$daemon"
 		sleep 0.01
+	done
+	settled=-1
+	while [ "$settled" != "$(stat -c %s "$spool")" ]; do
+		settled=$(stat -c %s "$spool")
+		sleep 0.3
 	done
 }
 
@@ -198,6 +204,18 @@ sess=$(num "$(sql "select count(distinct session_id) from idexx_sync_audit_log
     where clinic_id = '$U' and action <> 'credential_access'")")
 check "the job's rows share its session ($sess)" test "$sess" -eq 1
 check "vetsyncctl audit verify passes on the writer's rows" verify
+# vetsyncctl's door: auditlog_append() as the daemon's role.
+ta=$top_builddir/tests/unit/test_audit_append
+if [ -x "$ta" ]; then
+	VETSYNC_TEST_CONNINFO="host=$PGHOST port=${PGPORT:-5432} dbname=$db
+	    user=vetsync_daemon password=$dpw" "$ta" >"$tmp/append.out" 2>&1
+	rc=$?
+	grep -q SKIP "$tmp/append.out" && rc=77
+	[ $rc -eq 0 ] || sed 's/^/# /' "$tmp/append.out"
+	check "auditlog_append(): 3 cases on the chain ($rc)" test $rc -eq 0
+else
+	skip "auditlog_append(): 3 cases on the chain" "cmocka is not installed"
+fi
 check "the spool is emptied once the database has it all" \
     wait_for 10 spool_empty
 c=$(jq -r .seq "$cursor")
@@ -287,7 +305,7 @@ check "restarted after SIGKILL: the spool drains" wait_for 60 spool_empty
 sql "drop trigger vs_sleep_once on idexx_sync_audit_log"
 check "after SIGKILL: every record is in the table" all_in "$tmp/kill.seqs"
 check "after SIGKILL: none doubled, all in spool order" keys_once
-check "vetsyncctl audit verify passes after it all" verify
+check "vetsyncctl audit verify passes after it all (appends too)" verify
 
 # The limit: with the database down, the spool fills and refuses.
 stop
