@@ -419,7 +419,20 @@ db_result_free(struct db_result *r)
 struct db_stmt {
 	char *sql;
 	int nparams;
+	bool prepared;		/* by db_unit_add_prepared() */
 	char *params[DB_PARAMS_MAX];
+};
+
+/*
+ * A statement prepared on the connection: the first unit that uses it
+ * after a (re)connect sends the Parse ahead of its own statements, in the
+ * same round trip.  Prepared statements outlive the transaction that made
+ * them, so ready stays until the connection is lost.
+ */
+struct db_prep {
+	char *sql;
+	char name[16];		/* "vs_1" ... */
+	bool ready;		/* prepared on this connection */
 };
 
 struct db_unit {
@@ -464,6 +477,11 @@ struct db_async {
 	bool retry;
 	char error[DB_ERR_MAX];
 	PGresult *rows;		/* its last result with tuples so far */
+	size_t nresults;	/* results read for it so far */
+	size_t nsent_preps;	/* its first results: these Parses */
+	size_t sent_preps[DB_PREPARED_MAX];
+	struct db_prep preps[DB_PREPARED_MAX];
+	size_t npreps;
 };
 
 static void async_connect(struct db_async *);
@@ -522,6 +540,17 @@ async_drop_rows(struct db_async *a)
 {
 	PQclear(a->rows);
 	a->rows = NULL;
+}
+
+int
+db_unit_add_prepared(struct db_unit *u, const char *sql, int nparams,
+    const char *const *params)
+{
+	int r;
+
+	if ((r = db_unit_add(u, sql, nparams, params)) == 0)
+		u->stmts[u->n - 1].prepared = true;
+	return r;
 }
 
 int
@@ -603,6 +632,8 @@ async_down(struct db_async *a, const char *why)
 	}
 	/* The unit in flight, if any, stays at the head: sent again. */
 	async_drop_rows(a);
+	for (size_t i = 0; i < a->npreps; i++)
+		a->preps[i].ready = false;
 	a->state = A_DOWN;
 	a->failed = false;
 	a->retry = false;
@@ -621,6 +652,29 @@ async_down(struct db_async *a, const char *why)
 		a->backoff_ms = BACKOFF_MAX_MS;
 }
 
+/*
+ * The prepared statement for st, registered on first use; NULL: st is sent
+ * as it is (not asked for, or DB_PREPARED_MAX statements already).
+ */
+static struct db_prep *
+async_prep(struct db_async *a, const struct db_stmt *st)
+{
+	struct db_prep *p;
+
+	if (!st->prepared)
+		return NULL;
+	for (size_t i = 0; i < a->npreps; i++)
+		if (strcmp(a->preps[i].sql, st->sql) == 0)
+			return &a->preps[i];
+	if (a->npreps == DB_PREPARED_MAX)
+		return NULL;
+	p = &a->preps[a->npreps++];
+	p->sql = xstrdup(st->sql);
+	snprintf(p->name, sizeof(p->name), "vs_%zu", a->npreps);
+	p->ready = false;
+	return p;
+}
+
 /* Send the head unit, if idle and there is one. */
 static void
 async_send(struct db_async *a)
@@ -633,12 +687,39 @@ async_send(struct db_async *a)
 	a->failed = false;
 	a->retry = false;
 	a->error[0] = '\0';
+	a->nresults = 0;
+	a->nsent_preps = 0;
 	async_drop_rows(a);
-	for (size_t i = 0; i < u->n; i++)
-		if (!PQsendQueryParams(a->conn, u->stmts[i].sql,
-		    u->stmts[i].nparams, NULL,
-		    (const char *const *)u->stmts[i].params, NULL, NULL, 0))
+	/* First the Parses this connection has not had yet. */
+	for (size_t i = 0; i < u->n; i++) {
+		struct db_prep *p = async_prep(a, &u->stmts[i]);
+		bool sent = false;
+
+		if (p == NULL || p->ready)
+			continue;
+		for (size_t k = 0; k < a->nsent_preps; k++)
+			sent |= a->sent_preps[k] == (size_t)(p - a->preps);
+		if (sent || a->nsent_preps == DB_PREPARED_MAX)
+			continue;
+		if (!PQsendPrepare(a->conn, p->name, p->sql, 0, NULL))
 			goto lost;
+		a->sent_preps[a->nsent_preps++] = (size_t)(p - a->preps);
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		const struct db_stmt *st = &u->stmts[i];
+		const struct db_prep *p = async_prep(a, st);
+		const char *const *params = (const char *const *)st->params;
+		int ok;
+
+		if (p != NULL)
+			ok = PQsendQueryPrepared(a->conn, p->name, st->nparams,
+			    params, NULL, NULL, 0);
+		else
+			ok = PQsendQueryParams(a->conn, st->sql, st->nparams,
+			    NULL, params, NULL, NULL, 0);
+		if (!ok)
+			goto lost;
+	}
 	if (!PQpipelineSync(a->conn))
 		goto lost;
 	a->state = A_BUSY;
@@ -725,6 +806,9 @@ async_read(struct db_async *a)
 		}
 		nulls = 0;
 		st = PQresultStatus(res);
+		if (a->state == A_BUSY && st != PGRES_PIPELINE_SYNC &&
+		    a->nresults++ < a->nsent_preps && st == PGRES_COMMAND_OK)
+			a->preps[a->sent_preps[a->nresults - 1]].ready = true;
 		if (st == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
 			if (a->state == A_ROLLBACK && a->retry &&
@@ -1174,6 +1258,8 @@ db_async_free(struct db_async *a)
 		TAILQ_REMOVE(&a->listeners, l, entry);
 		free(l);
 	}
+	for (size_t i = 0; i < a->npreps; i++)
+		free(a->preps[i].sql);
 	free(a->conninfo);
 	if (a->password != NULL) {
 		explicit_bzero(a->password, strlen(a->password));

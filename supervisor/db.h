@@ -173,6 +173,18 @@ struct db_unit *db_unit_new_rows(db_unit_rows_cb *cb, void *arg);
 int db_unit_add(struct db_unit *, const char *sql, int nparams,
     const char *const *params);
 /*
+ * As db_unit_add(), for a statement run often: the layer prepares it once
+ * per connection (named, on first use, in the same round trip as the unit
+ * that needs it; again after a reconnect) and then only binds and
+ * executes it, so the server parses and plans it once rather than each
+ * time.  Statements are told apart by their text; past DB_PREPARED_MAX
+ * different texts the rest are sent as db_unit_add() would.
+ */
+#define DB_PREPARED_MAX	32
+int db_unit_add_prepared(struct db_unit *, const char *sql, int nparams,
+    const char *const *params);
+
+/*
  * Hand the unit over (db owns it from here, and frees it after its cb;
  * when the queue refuses it, that is before this returns).
  */

@@ -10,6 +10,7 @@
  *                               "TAG ok NROWS NCOLS v,v|v,v" (NULL is ~)
  *                               or "TAG err -ERRNO message"
  *   TAG exec SQL[ ;; SQL ...]   a unit without rows: "TAG ok" / "TAG err"
+ *   TAG prows, TAG pexec        the same with prepared statements
  *   TAG pending                 "TAG pending N"
  *   TAG connected               "TAG connected 0|1"
  *   TAG listen CHANNEL          "TAG ok" or "TAG err -ERRNO"
@@ -34,6 +35,7 @@
 #include <sys/time.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +125,7 @@ exec_done(int r, const char *error, void *arg)
 
 /* Add "SQL\tP1\tP2 ;; SQL ..." to u; returns 0 or a negative errno. */
 static int
-add_statements(struct db_unit *u, char *text)
+add_statements(struct db_unit *u, char *text, bool prepared)
 {
 	const char *params[DB_PARAMS_MAX + 1];
 	char *stmt, *next, *sep, *sql;
@@ -138,7 +140,9 @@ add_statements(struct db_unit *u, char *text)
 		sql = strsep(&stmt, "\t");
 		for (n = 0; stmt != NULL && n <= DB_PARAMS_MAX; n++)
 			params[n] = strsep(&stmt, "\t");
-		if ((r = db_unit_add(u, sql, n, params)) < 0)
+		r = prepared ? db_unit_add_prepared(u, sql, n, params) :
+		    db_unit_add(u, sql, n, params);
+		if (r < 0)
 			return r;
 	}
 	return 0;
@@ -224,12 +228,14 @@ command(char *line)
 	else
 		rest = cmd + strlen(cmd);
 
-	if (strcmp(cmd, "rows") == 0 || strcmp(cmd, "exec") == 0) {
+	if (strcmp(cmd, "rows") == 0 || strcmp(cmd, "exec") == 0 ||
+	    strcmp(cmd, "prows") == 0 || strcmp(cmd, "pexec") == 0) {
 		struct tagged *t = tagged_new(tag);
+		bool prepared = cmd[0] == 'p';
 
-		u = cmd[0] == 'r' ? db_unit_new_rows(rows_done, t) :
+		u = cmd[prepared] == 'r' ? db_unit_new_rows(rows_done, t) :
 		    db_unit_new(exec_done, t);
-		if ((r = add_statements(u, rest)) < 0) {
+		if ((r = add_statements(u, rest, prepared)) < 0) {
 			printf("%s err %d cannot add statement\n", tag, r);
 			db_unit_free(u);
 			free(t);

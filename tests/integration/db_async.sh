@@ -9,7 +9,9 @@
 # server is down applied after it; the queue's cap (a unit past it refused
 # at once with -ENOBUFS, smaller ones still taken, one warning per
 # episode; reconcile.c marking the session failed when its results are
-# refused, and surviving when even that is refused).
+# refused, and surviving when even that is refused); prepared statements
+# (prepared once, kept through a failed transaction, a bad one refused
+# without harm, prepared again after a reconnect).
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -24,7 +26,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-tap_plan 33
+tap_plan 43
 
 db=vetsync_async
 tmp=$(mktemp -d /tmp/vetsync-async.XXXXXX)
@@ -234,6 +236,38 @@ say "c3 cap 67108864"
 say "q10 reconcile $U 20"
 say "q11 rows select status, consultations_synced from idexx_sync_sessions where consultations_synced > 0"
 is q11 "ok 1 2 completed,20"
+
+# Prepared statements (BEGIN and COMMIT too, in these units).
+say "$(printf 'p1 prows select $1::int * 2\t21')"
+is p1 "ok 1 1 42"
+# (Only this test's statements are in lower case; _ stands for $.)
+mine="from pg_prepared_statements where statement like 'select %'"
+mine="$mine or statement in ('begin', 'commit')"
+say "p2 rows select string_agg(statement, ',') $mine"
+is p2 'ok 1 1 select $1::int * 2'
+say "$(printf 'p3 prows begin ;; select $1::int * 2\t5 ;; select 1/$1::int\t0 ;; commit')"
+r=$(reply p3)
+check "a prepared statement's error fails the unit ($r)" \
+    test "$r" = "err -5 division by zero"
+say "$(printf 'p4 prows select 1/$1::int\t1')"
+is p4 "ok 1 1 1"
+say "p5 rows select string_agg(statement, ',' order by statement) $mine"
+is p5 'ok 1 1 begin,commit,select $1::int * 2,select 1/$1::int'
+say "p6 prows selec nothing"
+r=$(reply p6)
+check "a statement that cannot be prepared fails its unit ($r)" \
+    test "$r" = 'err -5 syntax error at or near "selec"'
+say "$(printf 'p7 prows select $1::int * 2\t8')"
+is p7 "ok 1 1 16"
+pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast 3>&-
+check "the connection was lost and made again" \
+    wait_for 20 grep -qx resync.vs_events.2 "$tmp/out"
+say "$(printf 'p8 prows select $1::int * 2\t50')"
+r=$(reply p8 20)
+check "after a reconnect the statement is prepared again ($r)" \
+    test "$r" = "ok 1 1 100"
+say "p9 rows select string_agg(statement, ',') from pg_prepared_statements"
+is p9 'ok 1 1 select $1::int * 2'
 
 exec 3>&-
 wait "$drv"
