@@ -6,7 +6,9 @@
  * of data-modifying CTEs, so a clinic's results cost one round trip
  * (BEGIN, role, claims, the statement, the session row, COMMIT, pipelined)
  * whatever their number.  Every write is guarded by IS DISTINCT FROM, which
- * is what makes a second application change nothing.
+ * is what makes a second application change nothing.  The statements with
+ * parameters are prepared (once per connection, by db.c): the matching
+ * statement alone took milliseconds to plan.
  */
 #include <sys/random.h>
 
@@ -22,6 +24,7 @@
 
 #include "proto/frame.h"
 
+#include "supervisor/audit.h"
 #include "supervisor/db.h"
 #include "supervisor/reconcile.h"
 #include "supervisor/workers.h"
@@ -38,6 +41,7 @@ struct reconcile {
 };
 
 static struct db_async *rdb;
+static char *instance;		/* written on this process's sessions */
 
 /* Scope the unit's transaction to the tenant. */
 static const char sql_role[] = "SET LOCAL ROLE vetsync_tenant";
@@ -47,16 +51,16 @@ static const char sql_claims[] =
     "true)";
 
 static const char sql_session_start[] =
-    "INSERT INTO idexx_sync_sessions (id, user_id, kind, status) "
-    "VALUES ($1::uuid, $2::uuid, $3, 'running') "
+    "INSERT INTO idexx_sync_sessions (id, user_id, kind, status, instance) "
+    "VALUES ($1::uuid, $2::uuid, $3, 'running', $4) "
     "ON CONFLICT (id) DO NOTHING";
 
 static const char sql_session_end[] =
     "INSERT INTO idexx_sync_sessions AS s (id, user_id, kind, status, "
     "completed_at, consultations_synced, consultations_failed, "
-    "error_details) "
+    "error_details, instance) "
     "VALUES ($1::uuid, $2::uuid, $3, $4, now(), $5::int, $6::int, "
-    "$7::jsonb) "
+    "$7::jsonb, $8) "
     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
     "completed_at = coalesce(s.completed_at, excluded.completed_at), "
     "consultations_synced = excluded.consultations_synced, "
@@ -66,6 +70,19 @@ static const char sql_session_end[] =
     "OR s.consultations_synced IS DISTINCT FROM excluded.consultations_synced "
     "OR s.consultations_failed IS DISTINCT FROM excluded.consultations_failed "
     "OR s.error_details IS DISTINCT FROM excluded.error_details";
+
+/*
+ * Sessions a previous run of this instance ($1) left running: it died
+ * before it could close them.  Across tenants, so as service_role; the
+ * index on running sessions serves it.  $2: the job timeout in ms.
+ */
+static const char sql_recover[] =
+    "UPDATE idexx_sync_sessions SET completed_at = now(),"
+    " status = CASE WHEN started_at < now() - $2::bigint *"
+    "  interval '1 millisecond' THEN 'timeout' ELSE 'failed' END,"
+    " error_details = jsonb_build_object('reason', 'daemon restarted')"
+    " WHERE status = 'running' AND instance = $1"
+    " RETURNING id, user_id, kind, status, started_at";
 
 /*
  * $1 user, $2 the clinic's time zone, $3 the records.  The patient + day
@@ -202,10 +219,82 @@ static const char sql_schedule[] =
     " RETURNING id)"
     "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM ins)";
 
+/* Set key to the string s if there is one (and it is valid UTF-8). */
+static void
+set_str(json_t *o, const char *key, const char *s)
+{
+	json_t *v;
+
+	if (s == NULL || s[0] == '\0')
+		return;
+	if ((v = json_string(s)) != NULL)
+		json_object_set_new(o, key, v);
+}
+
 void
 reconcile_init(struct db_async *db)
 {
 	rdb = db;
+	if (db == NULL) {
+		free(instance);
+		instance = NULL;
+	}
+}
+
+static void
+recover_done(int r, const char *error, const struct db_result *rows,
+    void *arg)
+{
+	size_t n;
+
+	(void)arg;
+	if (r < 0) {
+		if (r != -ECANCELED)
+			log_warnx("instance %s: cannot close the sessions a "
+			    "previous run left running: %s", log_q(instance),
+			    error != NULL ? error : strerror(-r));
+		return;
+	}
+	n = db_result_rows(rows);
+	for (size_t i = 0; i < n; i++) {
+		json_t *f = json_object();
+
+		set_str(f, "session", db_result_value(rows, i, 0));
+		set_str(f, "kind", db_result_value(rows, i, 2));
+		set_str(f, "status", db_result_value(rows, i, 3));
+		set_str(f, "started_at", db_result_value(rows, i, 4));
+		set_str(f, "instance", instance);
+		json_object_set_new(f, "reason",
+		    json_string("daemon restarted"));
+		audit_record("sync_session_closed", db_result_value(rows, i, 1),
+		    0, f);
+	}
+	if (n > 0)
+		log_info("instance %s: closed %zu session(s) a previous run "
+		    "left running", log_q(instance), n);
+}
+
+void
+reconcile_recover(const char *name, uint64_t job_timeout_ms)
+{
+	struct db_unit *u;
+	char timeout[24];
+	const char *p[2];
+
+	free(instance);
+	instance = name != NULL && name[0] != '\0' ? xstrdup(name) : NULL;
+	if (rdb == NULL || instance == NULL)
+		return;
+	snprintf(timeout, sizeof(timeout), "%llu",
+	    (unsigned long long)job_timeout_ms);
+	p[0] = instance;
+	p[1] = timeout;
+	u = db_unit_new_rows(recover_done, NULL);
+	(void)db_unit_add(u, "BEGIN", 0, NULL);
+	(void)db_unit_add(u, "SET LOCAL ROLE service_role", 0, NULL);
+	(void)db_unit_add(u, sql_recover, 2, p);
+	(void)db_unit_add(u, "COMMIT", 0, NULL);
+	db_async_submit(rdb, u);
 }
 
 bool
@@ -261,7 +350,7 @@ tenant_unit(const char *user, db_unit_cb *cb, void *arg)
 
 	(void)db_unit_add(u, "BEGIN", 0, NULL);
 	(void)db_unit_add(u, sql_role, 0, NULL);
-	(void)db_unit_add(u, sql_claims, 1, p);
+	(void)db_unit_add_prepared(u, sql_claims, 1, p);
 	return u;
 }
 
@@ -270,7 +359,7 @@ reconcile_start(const struct worker_job *job)
 {
 	struct reconcile *r;
 	struct db_unit *u;
-	const char *p[3];
+	const char *p[4];
 
 	if (rdb == NULL)
 		return NULL;
@@ -293,22 +382,11 @@ reconcile_start(const struct worker_job *job)
 	p[0] = r->session;
 	p[1] = r->user;
 	p[2] = kind_sql(r->kind);
-	(void)db_unit_add(u, sql_session_start, 3, p);
+	p[3] = instance;
+	(void)db_unit_add_prepared(u, sql_session_start, 4, p);
 	(void)db_unit_add(u, "COMMIT", 0, NULL);
 	db_async_submit(rdb, u);
 	return r;
-}
-
-/* Set key to the string s if there is one (and it is valid UTF-8). */
-static void
-set_str(json_t *o, const char *key, const char *s)
-{
-	json_t *v;
-
-	if (s == NULL || s[0] == '\0')
-		return;
-	if ((v = json_string(s)) != NULL)
-		json_object_set_new(o, key, v);
 }
 
 static json_t *
@@ -439,7 +517,7 @@ session_failed(const struct apply_ctx *c, const char *error)
 	struct db_unit *u;
 	json_t *err = json_object();
 	char *text, failed[24];
-	const char *p[7];
+	const char *p[8];
 
 	json_object_set_new(err, "class", json_string("database"));
 	set_str(err, "detail", error);
@@ -454,7 +532,8 @@ session_failed(const struct apply_ctx *c, const char *error)
 	p[4] = "0";
 	p[5] = failed;
 	p[6] = text;
-	(void)db_unit_add(u, sql_session_end, 7, p);
+	p[7] = instance;
+	(void)db_unit_add_prepared(u, sql_session_end, 8, p);
 	(void)db_unit_add(u, "COMMIT", 0, NULL);
 	db_async_submit(rdb, u);
 	free(text);
@@ -525,8 +604,9 @@ reconcile_finish(struct reconcile *r, const struct worker_outcome *o)
 		p[0] = r->user;
 		p[1] = r->timezone;
 		p[2] = records;
-		(void)db_unit_add(u, r->kind == WORKER_JOB_RECONCILE_NOTES ?
-		    sql_notes : sql_schedule, 3, p);
+		(void)db_unit_add_prepared(u,
+		    r->kind == WORKER_JOB_RECONCILE_NOTES ? sql_notes :
+		    sql_schedule, 3, p);
 	}
 	snprintf(synced, sizeof(synced), "%zu", o->result_ok ?
 	    r->consultations - r->dropped : 0);
@@ -539,7 +619,8 @@ reconcile_finish(struct reconcile *r, const struct worker_outcome *o)
 	p[4] = synced;
 	p[5] = failed;
 	p[6] = errtext;
-	(void)db_unit_add(u, sql_session_end, 7, p);
+	p[7] = instance;
+	(void)db_unit_add_prepared(u, sql_session_end, 8, p);
 	(void)db_unit_add(u, "COMMIT", 0, NULL);
 	db_async_submit(rdb, u);
 out:

@@ -31,6 +31,7 @@
 #define VS_SUPERVISOR_RECONCILE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "proto/frame.h"
 
@@ -43,6 +44,18 @@ struct worker_outcome;
 
 /* The database to write to (not owned); NULL: none, every call a no-op. */
 void reconcile_init(struct db_async *);
+
+/*
+ * vetsyncd starts (call once, after reconcile_init()): name is this
+ * instance (instance.name), written on every session this process opens.
+ * Sessions of this instance still 'running' were left by a run that died
+ * before closing them: they become 'timeout' when they started more than
+ * job_timeout_ms ago, else 'failed', with error details {"reason":
+ * "daemon restarted"}, each audited (sync_session_closed).  Sessions of
+ * other instances sharing the database are left alone.  Queued ahead of
+ * any job's unit, so it runs first once the database is reached.
+ */
+void reconcile_recover(const char *name, uint64_t job_timeout_ms);
 
 /* True for a users.id uuid in its lowercase text form. */
 bool reconcile_uuid_valid(const char *);

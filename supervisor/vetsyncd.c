@@ -545,6 +545,8 @@ main(int argc, char **argv)
 	    &database, err, sizeof(err))) < 0)
 		fatalx("%s", err);
 	reconcile_init(database);
+	reconcile_recover(sv->config->instance.name,
+	    sv->config->workers.job_timeout_ms);
 	auditdb_start(sv->base, database, sv->config->instance.name);
 	workers_prespawn();
 	notify_send("READY=1");

@@ -7,7 +7,10 @@
 # /__sim/expected), the session row, that a second sync changes nothing,
 # the appointment-id rule on a pre-existing case, an ambiguous match, RLS,
 # and a database that is down while a clinic syncs and restarted while
-# its results wait: nothing lost, nothing doubled.
+# its results wait: nothing lost, nothing doubled.  Then vetsyncd killed
+# (SIGKILL) in the middle of a sync and started again: the session it
+# left running is closed ('failed', "daemon restarted"; 'timeout' when
+# older than the job timeout) and audited, another instance's is not.
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -22,7 +25,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=30
+N=36
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "reconcile case $i" "$1"; done
@@ -144,11 +147,15 @@ connect_timeout = 2s
 [instance]
 name = rc$$
 CONF
-CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncd" -d \
-    -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" -s "$tmp/state" \
-    2>"$tmp/vetsyncd.log" &
-daemon=$!
-wait_for 10 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
+start_daemon() {
+	rm -f "$tmp/control.sock"
+	CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncd" -d \
+	    -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" -s "$tmp/state" \
+	    2>>"$tmp/vetsyncd.log" &
+	daemon=$!
+	wait_for 10 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
+}
+start_daemon
 ctl() { "$top_builddir/vetsyncctl" -c "$tmp/vetsyncd.conf" \
     -S "$tmp/control.sock" "$@"; }
 
@@ -391,6 +398,57 @@ st=$(sql "select string_agg(status, ',' order by started_at)
 check "stopped mid-job: the session is closed, not left running ($st)" \
     test "$(sql "select count(*) from idexx_sync_sessions
     where user_id = '$W' and status = 'running'")" -eq 0
+
+# Killed mid-job: nothing is written on the way out.  Beside it, a session
+# of this instance older than the job timeout (default 10 min) and one of
+# another instance, both running.
+start_daemon
+sql "insert into idexx_sync_sessions (user_id, kind, status, instance,
+    started_at) values ('$V', 'notes', 'running', 'other-vm', now()),
+    ('$V', 'schedule', 'running', 'rc$$', now() - interval '2 days')"
+curl -s -X POST --data '{"latency_ms": 400}' "$url/__sim/control" >/dev/null
+ctl sync --user $W >/dev/null
+wait_for 30 running_w || diag "clinic three's third session did not start"
+kill -KILL "$daemon"
+wait "$daemon" 2>/dev/null
+daemon=
+curl -s -X POST --data '{"latency_ms": 5}' "$url/__sim/control" >/dev/null
+stale=$(sql "select id from idexx_sync_sessions where user_id = '$W'
+    and status = 'running'")
+check "killed mid-job: its session is left running ($stale)" \
+    test -n "$stale"
+start_daemon
+closed() {
+	[ "$(sql "select status from idexx_sync_sessions
+	    where id = '${stale:-00000000-0000-4000-8000-000000000000}'")" != running ]
+}
+wait_for 30 closed
+st=$(sql "select status || ' ' || (error_details->>'reason') || ' ' ||
+    (completed_at is not null) from idexx_sync_sessions
+    where id = '${stale:-00000000-0000-4000-8000-000000000000}'")
+check "restarted: the stale session is failed, daemon restarted ($st)" \
+    test "$st" = "failed daemon restarted true"
+st=$(sql "select string_agg(status, ',') from idexx_sync_sessions
+    where user_id = '$V' and kind = 'schedule' and instance = 'rc$$'
+    and started_at < now() - interval '1 day'")
+check "one older than the job timeout becomes timeout ($st)" \
+    test "$st" = timeout
+st=$(sql "select string_agg(status, ',') from idexx_sync_sessions
+    where instance = 'other-vm'")
+check "another instance's running session is left alone ($st)" \
+    test "$st" = running
+audited() {
+	[ "$(cat "$tmp/state/audit.spool" 2>/dev/null |
+	    grep '"sync_session_closed"' | grep -c 'daemon restarted')" -ge 2 ] ||
+	[ "$(sql "select count(*) from idexx_sync_audit_log
+	    where action = 'sync_session_closed'")" -ge 2 ]
+}
+check "both closings are audited" wait_for 10 audited
+n3=$(sessions $W completed)
+check "after the restart clinic three syncs again" sync_wait $W $((n3 + 1))
+kill -TERM "$daemon"
+wait "$daemon" 2>/dev/null
+daemon=
 if [ "$tap_failed" -gt 0 ]; then
 	diag "vetsyncd log (tail):"
 	tail -30 "$tmp/vetsyncd.log" | sed 's/^/# /'
