@@ -81,7 +81,8 @@ spool_scan(uint64_t off, uint64_t end, line_fn *fn, void *arg,
 		}
 		if (n == 0)
 			break;
-		while ((nl = memchr(buf + pos, '\n', (size_t)n - pos)) != NULL) {
+		while ((nl = memchr(buf + pos, '\n', (size_t)n - pos)) !=
+		    NULL) {
 			size_t len = (size_t)(nl - (buf + pos));
 
 			*nl = '\0';
@@ -212,7 +213,8 @@ cursor_read(void)
 	s = json_object_get(c, "seq");
 	if (json_is_string(e) && epoch_valid(json_string_value(e)) &&
 	    json_is_integer(s) && json_integer_value(s) >= 0) {
-		snprintf(sp.epoch, sizeof(sp.epoch), "%s", json_string_value(e));
+		snprintf(sp.epoch, sizeof(sp.epoch), "%s",
+		    json_string_value(e));
 		sp.done_seq = (uint64_t)json_integer_value(s);
 		r = 1;
 	} else
@@ -270,7 +272,8 @@ copy_line(const char *line, size_t len, uint64_t off, void *arg)
 	}
 	if (line_seq(line, len, &rec) == 0)
 		return 0;	/* not a record: dropped, as counted */
-	json_object_set_new(rec, "seq", json_integer((json_int_t)c->renumber++));
+	json_object_set_new(rec, "seq",
+	    json_integer((json_int_t)c->renumber++));
 	text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(rec);
 	if (text == NULL)
@@ -520,7 +523,8 @@ encode(const struct audit_event *e, json_t *rec, uint64_t seq,
 	set_str(rec, "event", e->event);
 	set_str(rec, "clinic", e->clinic);
 	if (e->job != 0)
-		json_object_set_new(rec, "job", json_integer((json_int_t)e->job));
+		json_object_set_new(rec, "job",
+		    json_integer((json_int_t)e->job));
 	if (e->session == NULL && e->job != 0) {
 		snprintf(session, sizeof(session), "job-%" PRIu64, e->job);
 		set_str(rec, "session", session);

@@ -16,12 +16,13 @@
  * is ever dropped.
  *
  * Each record carries a seq that never repeats within the spool's epoch (a
- * random 128-bit number kept in the cursor file): "<epoch>/<seq>" is the record's
- * key, which the database writer stores with the row so that replaying a
- * record never doubles it.  The cursor file ("<spool>.cursor", replaced
- * atomically) holds the epoch and the seq of the last record the database
- * has confirmed; the spool is truncated once everything in it is
- * confirmed, and compacted when a confirmed prefix grows large.
+ * random 128-bit number kept in the cursor file): "<epoch>/<seq>" is the
+ * record's key, which the database writer stores with the row so that
+ * replaying a record never doubles it.  The cursor file ("<spool>.cursor",
+ * replaced atomically) holds the epoch and the seq of the last record the
+ * database has confirmed; the spool is truncated once everything in it is
+ * confirmed, and compacted when a confirmed prefix grows large (or when the
+ * limit is reached).
  *
  * Records never carry secrets: callers pass identifiers, classes and counts,
  * never credentials or page content.  One process, one spool: these

@@ -84,8 +84,8 @@ int auditlog_tail(struct db *, unsigned n, auditlog_row_fn *fn, void *arg);
 
 /* One row to append; NULL leaves a column NULL. */
 struct auditlog_entry {
-	const char *action;		/* required: the event, "keys_rotated" */
-	const char *clinic;		/* a users.id uuid: user_id, clinic_id */
+	const char *action;		/* required: "keys_rotated", ... */
+	const char *clinic;		/* users.id: user_id and clinic_id */
 	const char *actor;		/* NULL: "vetsyncctl" */
 	const char *session_id;
 	const char *status;		/* "ok", "failed", ... */

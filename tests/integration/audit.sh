@@ -138,7 +138,8 @@ keys_once() {
 	    where metadata->>'spool_key' like '$(epoch)/%') s
 	    where step <= 0")")
 	[ "$d" -eq 0 ] && [ "$o" -eq 0 ] ||
-	    { diag "$d key(s) doubled, $o row(s) out of spool order"; return 1; }
+	    { diag "$d key(s) doubled, $o row(s) out of spool order"
+	    return 1; }
 }
 # all_in FILE: every seq listed in FILE is in the table, once
 all_in() {
@@ -151,7 +152,8 @@ all_in() {
 	    return 1; }
 }
 verify() {
-	out=$("$top_builddir/vetsyncctl" audit verify --conninfo "dbname=$db" 2>&1)
+	out=$("$top_builddir/vetsyncctl" audit verify \
+	    --conninfo "dbname=$db" 2>&1)
 	echo "$out" | grep -q '^audit chain intact' ||
 	    { diag "$out"; return 1; }
 }
@@ -227,7 +229,8 @@ check "the cursor is at the last seq written ($c, $m)" test "$c" = "$m"
 pgstop
 ctl sync --user $U >/dev/null
 jobs_done() {
-	[ "$(grep -c "clinic=$U job=[0-9]*: reconcile_notes done" "$log")" -ge "$1" ]
+	[ "$(grep -c "clinic=$U job=[0-9]*: reconcile_notes done" "$log")" \
+	    -ge "$1" ]
 }
 wait_for 60 jobs_done 2 || diag "the second sync did not end"
 reloads 50

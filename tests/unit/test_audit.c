@@ -93,8 +93,8 @@ expect_batch(struct audit_batch *b, uint64_t first, uint64_t last)
 	assert_int_equal(b->first_seq, first);
 	assert_int_equal(b->last_seq, last);
 	json_array_foreach(b->records, i, rec)
-		assert_int_equal(json_integer_value(json_object_get(rec, "seq")),
-		    first + i);
+		assert_int_equal(json_integer_value(json_object_get(rec,
+		    "seq")), first + i);
 }
 
 static void
