@@ -545,7 +545,6 @@ main(int argc, char **argv)
 	    &database, err, sizeof(err))) < 0)
 		fatalx("%s", err);
 	reconcile_init(database);
-	auditdb_start(sv->base, database, sv->config->instance.name);
 	reconcile_recover(sv->config->instance.name,
 	    sv->config->workers.job_timeout_ms);
 	auditdb_start(sv->base, database, sv->config->instance.name);
