@@ -19,7 +19,10 @@
 #include "supervisor/audit.h"
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
+#include "supervisor/credstore.h"
+#include "supervisor/reconcile.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/vault.h"
 #include "supervisor/workers.h"
 
 #define CLINIC_HASH_BUCKETS 1024
@@ -34,6 +37,19 @@ struct clinic {
 	const char *last_outcome;
 	struct event *retry_timer;
 	struct worker *worker;
+	enum clinic_hold hold;
+	/* A credentials fetch in flight for job fetch_job (state RUNNING). */
+	bool fetching;
+	uint64_t fetch_job;
+	enum worker_job_kind fetch_kind;
+	/* New credentials waiting for their validation job ... */
+	struct vault_creds *validate_creds;
+	clinic_validate_cb *validate_cb;
+	void *validate_arg;
+	/* ... and the waiter of the one running. */
+	bool validating;
+	clinic_validate_cb *run_cb;
+	void *run_arg;
 	struct clinic *hash_next;
 	TAILQ_ENTRY(clinic) queue_entry;
 };
@@ -130,6 +146,33 @@ clinic_enqueue(struct clinic *c)
 	n_queued++;
 }
 
+static void
+clinic_release(struct clinic *c, const char *by)
+{
+	json_t *f = json_object();
+
+	log_info("clinic=%s: released from hold (%s) by %s", c->id,
+	    clinic_hold_name(c->hold), by);
+	json_object_set_new(f, "hold", json_string(clinic_hold_name(c->hold)));
+	json_object_set_new(f, "by", json_string(by));
+	audit_record("clinic_released", c->id, 0, f);
+	c->failures = 0;
+	c->hold = CLINIC_HOLD_NONE;
+	c->state = CLINIC_IDLE;
+}
+
+static void validate_drop(struct clinic *);
+
+/* Hold c: nothing queued stays, and a waiting validation is told. */
+static void
+clinic_set_hold(struct clinic *c, enum clinic_hold why)
+{
+	c->state = CLINIC_HELD;
+	c->hold = why;
+	c->pending = 0;
+	validate_drop(c);
+}
+
 int
 clinic_request(const char *id, enum worker_job_kind kind, bool manual)
 {
@@ -140,15 +183,13 @@ clinic_request(const char *id, enum worker_job_kind kind, bool manual)
 	if (sv->stopping)
 		return -ESHUTDOWN;
 	c = clinic_get(id);
-	c->pending |= 1u << kind;
 	if (c->state == CLINIC_HELD) {
-		if (!manual)
+		/* Revoked: only new credentials (clinic_validate) release. */
+		if (!manual || c->hold == CLINIC_HOLD_REVOKED)
 			return 0;
-		log_info("clinic=%s: released from hold by an operator", c->id);
-		audit_record("clinic_released", c->id, 0, NULL);
-		c->failures = 0;
-		c->state = CLINIC_IDLE;
+		clinic_release(c, "an operator");
 	}
+	c->pending |= 1u << kind;
 	if (c->state == CLINIC_BACKOFF && manual) {
 		/* An operator asked: do not make them wait for the backoff. */
 		evtimer_del(c->retry_timer);
@@ -159,10 +200,134 @@ clinic_request(const char *id, enum worker_job_kind kind, bool manual)
 	return 0;
 }
 
-/* Lowest pending kind first: notes, then schedule, then validation. */
+/* Drop new credentials still waiting for their job; their waiter hears. */
+static void
+validate_drop(struct clinic *c)
+{
+	clinic_validate_cb *cb = c->validate_cb;
+
+	if (c->validate_creds != NULL) {
+		vault_creds_release(c->validate_creds);
+		free(c->validate_creds);
+		c->validate_creds = NULL;
+	}
+	c->validate_cb = NULL;
+	if (cb != NULL)
+		cb(c->id, NULL, c->validate_arg);
+}
+
+int
+clinic_validate(const char *id, struct vault_creds *creds,
+    clinic_validate_cb *cb, void *arg)
+{
+	struct clinic *c;
+
+	if (!clinic_id_valid(id) || sv->stopping) {
+		vault_creds_release(creds);
+		free(creds);
+		return sv->stopping ? -ESHUTDOWN : -EINVAL;
+	}
+	c = clinic_get(id);
+	validate_drop(c);	/* an older request, superseded */
+	c->validate_creds = creds;
+	c->validate_cb = cb;
+	c->validate_arg = arg;
+	if (c->state == CLINIC_HELD)
+		clinic_release(c, "new credentials");
+	c->pending |= 1u << WORKER_JOB_VALIDATE_CREDENTIALS;
+	if (c->state == CLINIC_BACKOFF) {
+		evtimer_del(c->retry_timer);
+		c->state = CLINIC_IDLE;
+	}
+	clinic_enqueue(c);
+	clinics_pump();
+	return 0;
+}
+
+void
+clinic_credentials_set(const char *id)
+{
+	struct clinic *c = clinic_find(id);
+
+	if (c != NULL && c->state == CLINIC_HELD &&
+	    (c->hold == CLINIC_HOLD_CREDENTIALS ||
+	    c->hold == CLINIC_HOLD_REVOKED))
+		clinic_release(c, "new credentials");
+}
+
+static unsigned
+bits(unsigned v)
+{
+	unsigned n = 0;
+
+	for (; v != 0; v &= v - 1)
+		n++;
+	return n;
+}
+
+void
+clinic_revoke(const char *id, const char *why)
+{
+	struct clinic *c = clinic_find(id);
+	json_t *f = json_object();
+	unsigned dropped = 0;
+
+	json_object_set_new(f, "reason", json_string(why));
+	if (c == NULL) {
+		json_object_set_new(f, "worker_killed", json_false());
+		json_object_set_new(f, "jobs_cancelled", json_integer(0));
+		audit_record("credentials_revoked", id, 0, f);
+		return;
+	}
+	dropped = bits(c->pending);
+	validate_drop(c);
+	json_object_set_new(f, "worker_killed",
+	    json_boolean(c->worker != NULL));
+	if (c->worker != NULL)
+		json_object_set_new(f, "pid",
+		    json_integer(worker_pid(c->worker)));
+	switch (c->state) {
+	case CLINIC_QUEUED:
+		TAILQ_REMOVE(&run_queue, c, queue_entry);
+		n_queued--;
+		break;
+	case CLINIC_BACKOFF:
+		evtimer_del(c->retry_timer);
+		break;
+	case CLINIC_RUNNING:
+		if (c->fetching) {
+			c->fetching = false;
+			n_running--;
+		} else if (c->worker != NULL) {
+			/* clinic_job_done() sees the hold and keeps it. */
+			dropped++;
+			worker_kill(c->worker, WORKER_EXIT_CANCELLED, why);
+		}
+		break;
+	case CLINIC_IDLE:
+	case CLINIC_HELD:
+		break;
+	}
+	json_object_set_new(f, "jobs_cancelled", json_integer(dropped));
+	clinic_set_hold(c, CLINIC_HOLD_REVOKED);
+	log_warnx("clinic=%s: credentials revoked (%s): %s%u job(s) "
+	    "cancelled; held until credentials are set again", c->id, why,
+	    c->worker != NULL ? "worker killed, " : "", dropped);
+	audit_record("credentials_revoked", c->id, 0, f);
+	clinics_pump();
+}
+
+/*
+ * New credentials first (the other jobs may be waiting for them), then the
+ * lowest pending kind: notes, schedule, validation of the stored ones.
+ */
 static enum worker_job_kind
 clinic_take_job(struct clinic *c)
 {
+	if (c->validate_creds != NULL) {
+		c->pending &= ~(1u << WORKER_JOB_VALIDATE_CREDENTIALS);
+		return WORKER_JOB_VALIDATE_CREDENTIALS;
+	}
 	for (int k = WORKER_JOB_RECONCILE_NOTES;
 	    k <= WORKER_JOB_VALIDATE_CREDENTIALS; k++)
 		if (c->pending & (1u << k)) {
@@ -172,36 +337,146 @@ clinic_take_job(struct clinic *c)
 	return WORKER_JOB_RECONCILE_NOTES;
 }
 
+/* Start the worker of job; a spawn failure is a failed job like any other. */
+static void
+clinic_start(struct clinic *c, struct worker_job *job)
+{
+	struct worker_outcome o;
+	int r;
+
+	r = worker_start(job, clinic_job_done, c, &c->worker);
+	if (r == 0)
+		return;
+	/* No process at all (fork failed). */
+	log_warnx("clinic=%s job=%llu: cannot start a worker: %s", c->id,
+	    (unsigned long long)job->id, strerror(-r));
+	memset(&o, 0, sizeof(o));
+	o.cls = WORKER_EXIT_SPAWN;
+	o.result_status = -1;
+	snprintf(o.detail, sizeof(o.detail), "spawn failed: %s", strerror(-r));
+	clinic_job_done(job, &o, c);
+}
+
+struct fetch_ctx {
+	char id[CLINIC_ID_MAX + 1];
+	uint64_t job;
+};
+
+/* A held clinic's job that never ran: no worker, no failure counted. */
+static void
+clinic_skip(struct clinic *c, uint64_t job, enum clinic_hold why,
+    const char *error)
+{
+	json_t *f = json_object();
+
+	n_running--;
+	clinic_set_hold(c, why);
+	c->last_outcome = why == CLINIC_HOLD_REVOKED ? "revoked" :
+	    "no_credentials";
+	log_warnx("alert: clinic=%s job=%llu: not run: credentials %s; held "
+	    "until credentials are set", c->id, (unsigned long long)job,
+	    error);
+	json_object_set_new(f, "reason", json_string(error));
+	audit_record("sync_skipped", c->id, job, f);
+}
+
+static void
+clinic_creds_cb(int r, const char *error, struct vault_creds *creds,
+    const char *tz, void *arg)
+{
+	struct fetch_ctx *fc = arg;
+	struct clinic *c = clinic_find(fc->id);
+	struct worker_job job;
+	struct worker_outcome o;
+
+	if (c == NULL || !c->fetching || c->fetch_job != fc->job) {
+		/* Revoked or stopped meanwhile: nothing runs. */
+		if (creds != NULL) {
+			vault_creds_release(creds);
+			free(creds);
+		}
+		free(fc);
+		return;
+	}
+	c->fetching = false;
+	memset(&job, 0, sizeof(job));
+	job.id = fc->job;
+	job.kind = c->fetch_kind;
+	job.clinic = c->id;
+	job.timezone = tz != NULL && *tz != '\0' ? tz :
+	    sv->config->schedule.default_timezone;
+	free(fc);
+	if (r == -ENOENT || r == -EKEYREJECTED || r == -EKEYREVOKED) {
+		clinic_skip(c, job.id, r == -EKEYREVOKED ?
+		    CLINIC_HOLD_REVOKED : CLINIC_HOLD_CREDENTIALS,
+		    credstore_strerror(r));
+		clinics_pump();
+		return;
+	}
+	if (r == -ECANCELED) {
+		n_running--;
+		c->state = CLINIC_IDLE;
+		return;
+	}
+	if (r < 0) {
+		/* The database or the keys: a failure, retried after backoff. */
+		log_warnx("clinic=%s job=%llu: cannot read its credentials: %s",
+		    c->id, (unsigned long long)job.id, error);
+		memset(&o, 0, sizeof(o));
+		o.cls = WORKER_EXIT_SPAWN;
+		o.result_status = -1;
+		snprintf(o.detail, sizeof(o.detail), "credentials: %s",
+		    log_q(error));
+		clinic_job_done(&job, &o, c);
+		return;
+	}
+	job.creds = creds;
+	clinic_start(c, &job);
+}
+
 static void
 clinic_run(struct clinic *c)
 {
 	struct worker_job job;
-	enum worker_job_kind kind;
-	int r;
+	struct fetch_ctx *fc;
 
-	kind = clinic_take_job(c);
 	memset(&job, 0, sizeof(job));
 	job.id = ++sv->next_job_id;
-	job.kind = kind;
+	job.kind = clinic_take_job(c);
 	job.clinic = c->id;
 	job.timezone = sv->config->schedule.default_timezone;
 	c->state = CLINIC_RUNNING;
 	n_running++;
-	r = worker_start(&job, clinic_job_done, c, &c->worker);
-	if (r < 0) {
-		struct worker_outcome o;
-
-		/* No process at all (fork failed): a failure like any other. */
-		log_warnx("clinic=%s job=%llu: cannot start a worker: %s",
-		    c->id, (unsigned long long)job.id, strerror(-r));
-		memset(&o, 0, sizeof(o));
-		o.cls = WORKER_EXIT_SPAWN;
-		o.result_status = -1;
-		snprintf(o.detail, sizeof(o.detail), "spawn failed: %s",
-		    strerror(-r));
-		c->pending |= 1u << kind;
-		clinic_job_done(&job, &o, c);
+	if (job.kind == WORKER_JOB_VALIDATE_CREDENTIALS &&
+	    c->validate_creds != NULL) {
+		/* New credentials: validated as given, not as stored. */
+		job.creds = c->validate_creds;
+		c->validate_creds = NULL;
+		c->validating = true;
+		c->run_cb = c->validate_cb;
+		c->run_arg = c->validate_arg;
+		c->validate_cb = NULL;
+		clinic_start(c, &job);
+		return;
 	}
+	/*
+	 * Credentials an operator provisioned as a systemd credential are
+	 * used as they are; the others come from the database.
+	 */
+	if (credstore_enabled() && reconcile_uuid_valid(c->id) &&
+	    !vault_has(c->id)) {
+		c->fetching = true;
+		c->fetch_job = job.id;
+		c->fetch_kind = job.kind;
+		fc = xcalloc(1, sizeof(*fc));
+		snprintf(fc->id, sizeof(fc->id), "%s", c->id);
+		fc->job = job.id;
+		credstore_fetch(c->id, job.id,
+		    job.kind == WORKER_JOB_VALIDATE_CREDENTIALS ? "validation" :
+		    "sync job", clinic_creds_cb, fc);
+		return;
+	}
+	clinic_start(c, &job);
 }
 
 void
@@ -237,8 +512,7 @@ clinic_hold(struct clinic *c, const char *why)
 {
 	json_t *f = json_object();
 
-	c->state = CLINIC_HELD;
-	c->pending = 0;
+	clinic_set_hold(c, CLINIC_HOLD_FAILURES);
 	log_warnx("alert: clinic=%s: held after %u consecutive failures: %s",
 	    c->id, c->failures, why);
 	json_object_set_new(f, "failures", json_integer(c->failures));
@@ -257,9 +531,26 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 
 	c->worker = NULL;
 	n_running--;
+	if (c->validating) {
+		/* New credentials: the verdict is the waiter's, not ours. */
+		clinic_validate_cb *cb = c->run_cb;
+
+		c->validating = false;
+		c->run_cb = NULL;
+		if (cb != NULL)
+			cb(c->id, o, c->run_arg);
+		if (c->state == CLINIC_RUNNING)
+			c->state = CLINIC_IDLE;
+		goto next;
+	}
 	c->last_outcome = ok ? "ok" : o->cls == WORKER_EXIT_CLEAN ?
 	    "job_failed" : worker_exit_class_name(o->cls);
-	if (ok) {
+	if (job->kind == WORKER_JOB_VALIDATE_CREDENTIALS &&
+	    (ok || o->invalid_credentials))
+		credstore_mark(c->id, ok, job->id);
+	if (c->state == CLINIC_HELD) {
+		/* Revoked while it ran: it stays held. */
+	} else if (ok) {
 		c->jobs_ok++;
 		c->failures = 0;
 		c->state = CLINIC_IDLE;
@@ -271,12 +562,14 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 		/* The failed job is retried, after the backoff. */
 		c->pending |= 1u << job->kind;
 		if (o->invalid_credentials) {
-			c->state = CLINIC_HELD;
-			c->pending = 0;
+			clinic_set_hold(c, CLINIC_HOLD_CREDENTIALS);
 			log_warnx("alert: clinic=%s: IDEXX rejected its "
 			    "credentials; held until they are set again", c->id);
-			audit_record("credentials_suspended", c->id, job->id,
-			    NULL);
+			if (job->kind != WORKER_JOB_VALIDATE_CREDENTIALS)
+				credstore_mark(c->id, false, job->id);
+			else
+				audit_record("credentials_suspended", c->id,
+				    job->id, NULL);
 		} else if (c->failures >= sv->config->workers.failure_threshold)
 			clinic_hold(c, o->detail);
 		else {
@@ -290,6 +583,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 			    (unsigned long long)delay);
 		}
 	}
+next:
 	if (c->state == CLINIC_IDLE && c->pending != 0 && !sv->stopping)
 		clinic_enqueue(c);
 	clinics_pump();
@@ -311,6 +605,15 @@ clinics_stop(void)
 		c->state = CLINIC_IDLE;
 	}
 	n_queued = 0;
+	for (size_t i = 0; i < CLINIC_HASH_BUCKETS; i++)
+		for (c = clinic_table[i]; c != NULL; c = c->hash_next) {
+			if (c->fetching) {
+				c->fetching = false;
+				c->state = CLINIC_IDLE;
+				n_running--;
+			}
+			validate_drop(c);
+		}
 	workers_foreach(cancel_one, "shutting down");
 }
 
@@ -340,6 +643,28 @@ clinic_state_name(enum clinic_state s)
 		return "backoff";
 	case CLINIC_HELD:
 		return "held";
+	}
+	return "?";
+}
+
+enum clinic_hold
+clinic_hold_reason(const struct clinic *c)
+{
+	return c->state == CLINIC_HELD ? c->hold : CLINIC_HOLD_NONE;
+}
+
+const char *
+clinic_hold_name(enum clinic_hold h)
+{
+	switch (h) {
+	case CLINIC_HOLD_NONE:
+		return "none";
+	case CLINIC_HOLD_FAILURES:
+		return "failures";
+	case CLINIC_HOLD_CREDENTIALS:
+		return "credentials";
+	case CLINIC_HOLD_REVOKED:
+		return "revoked";
 	}
 	return "?";
 }
@@ -409,6 +734,10 @@ clinics_free_all(void)
 
 		for (; c != NULL; c = next) {
 			next = c->hash_next;
+			if (c->validate_creds != NULL) {
+				vault_creds_release(c->validate_creds);
+				free(c->validate_creds);
+			}
 			event_free(c->retry_timer);
 			free(c->id);
 			free(c);

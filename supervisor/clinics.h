@@ -32,6 +32,14 @@ enum clinic_state {
 	CLINIC_HELD,
 };
 
+/* Why a held clinic is held. */
+enum clinic_hold {
+	CLINIC_HOLD_NONE,
+	CLINIC_HOLD_FAILURES,		/* the circuit breaker */
+	CLINIC_HOLD_CREDENTIALS,	/* refused, missing or suspended */
+	CLINIC_HOLD_REVOKED,
+};
+
 /* Longest clinic id; ids are [A-Za-z0-9_-], not starting with '_'. */
 #define CLINIC_ID_MAX 64
 
@@ -44,6 +52,32 @@ bool clinic_id_valid(const char *);
  */
 int clinic_request(const char *id, enum worker_job_kind kind, bool manual);
 
+/*
+ * Validate new credentials (owned from here: wiped and freed when used or
+ * dropped) with a VALIDATE_CREDENTIALS job for clinic id, queued like any
+ * job (behind a running one), and released from a hold.  cb runs once,
+ * with the job's outcome, or with NULL when the job was cancelled before
+ * it ran (revocation, shutdown, superseded by a newer request).  The
+ * credentials stored for the clinic, and its failure count, are untouched
+ * whatever the outcome: storing them is the caller's move.  Returns 0,
+ * -EINVAL (bad id) or -ESHUTDOWN; cb is not called then.
+ */
+struct vault_creds;
+typedef void clinic_validate_cb(const char *id,
+    const struct worker_outcome *o, void *arg);
+int clinic_validate(const char *id, struct vault_creds *creds,
+    clinic_validate_cb *cb, void *arg);
+
+/*
+ * The clinic's credentials were revoked: kill its worker now (SIGKILL,
+ * no grace), drop its queued and pending jobs, and hold it until
+ * credentials are set again (clinic_credentials_set()).  Audited.
+ */
+void clinic_revoke(const char *id, const char *why);
+
+/* Credentials were stored (validated): release a clinic held for them. */
+void clinic_credentials_set(const char *id);
+
 /* Start queued clinics while the cap allows; safe to call any time. */
 void clinics_pump(void);
 
@@ -54,6 +88,8 @@ struct clinic *clinic_find(const char *id);
 const char *clinic_name(const struct clinic *);
 enum clinic_state clinic_state(const struct clinic *);
 const char *clinic_state_name(enum clinic_state);
+enum clinic_hold clinic_hold_reason(const struct clinic *);
+const char *clinic_hold_name(enum clinic_hold);
 unsigned clinic_failures(const struct clinic *);
 uint64_t clinic_jobs_ok(const struct clinic *);
 uint64_t clinic_jobs_failed(const struct clinic *);

@@ -26,13 +26,17 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "supervisor/credentials.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/workers.h"
 
 struct control_conn {
 	int fd;
 	struct event *ev;
-	struct buf in;
+	struct buf in;		/* may hold a password: wiped when freed */
+	bool deferred;		/* answered later (credentials-set) */
+	bool dispatching;	/* inside conn_answer() */
+	json_t *early;		/* a deferred answer given at once */
 };
 
 static int listen_fd = -1;
@@ -44,7 +48,7 @@ conn_free(struct control_conn *c)
 {
 	event_free(c->ev);
 	close(c->fd);
-	buf_release(&c->in);
+	buf_release_secret(&c->in);
 	free(c);
 }
 
@@ -164,13 +168,57 @@ cmd_sync(json_t *req)
 	return r;
 }
 
+static void conn_send(struct control_conn *, json_t *);
+
+/* The deferred answer of credentials-set; the connection ends with it. */
+static void
+credentials_answered(json_t *ans, void *arg)
+{
+	struct control_conn *c = arg;
+
+	if (c->dispatching) {
+		c->early = ans;
+		return;
+	}
+	conn_send(c, ans);
+	conn_free(c);
+}
+
+static json_t *
+cmd_credentials_set(struct control_conn *c, json_t *req)
+{
+	const char *clinic = json_string_value(json_object_get(req, "clinic"));
+	const char *user = json_string_value(json_object_get(req, "username"));
+	const char *pass = json_string_value(json_object_get(req, "password"));
+	json_t *company = json_object_get(req, "company_id");
+
+	if (clinic == NULL || user == NULL || pass == NULL)
+		return error_answer("credentials-set: needs %s",
+		    "'clinic', 'username' and 'password'");
+	if (company != NULL && !json_is_null(company) &&
+	    !json_is_string(company))
+		return error_answer("credentials-set: %s",
+		    "'company_id' is not a string");
+	c->dispatching = true;
+	credentials_set(clinic, user, pass, json_string_value(company),
+	    credentials_answered, c);
+	c->dispatching = false;
+	if (c->early != NULL) {
+		json_t *ans = c->early;
+
+		c->early = NULL;
+		return ans;
+	}
+	c->deferred = true;
+	return NULL;
+}
+
 static void
 conn_answer(struct control_conn *c)
 {
 	json_error_t jerr;
 	json_t *req, *ans;
 	const char *cmd;
-	char *out;
 
 	req = json_loadb(c->in.data, c->in.len, 0, &jerr);
 	if (req == NULL || !json_is_object(req))
@@ -183,9 +231,21 @@ conn_answer(struct control_conn *c)
 		ans = cmd_status();
 	else if (strcmp(cmd, "sync") == 0)
 		ans = cmd_sync(req);
+	else if (strcmp(cmd, "credentials-set") == 0)
+		ans = cmd_credentials_set(c, req);
 	else
 		ans = error_answer("unknown command '%s'", log_q(cmd));
 	json_decref(req);
+	if (ans != NULL)
+		conn_send(c, ans);
+}
+
+/* Send the answer line and drop it. */
+static void
+conn_send(struct control_conn *c, json_t *ans)
+{
+	char *out;
+
 	out = json_dumps(ans, JSON_COMPACT);
 	json_decref(ans);
 	if (out != NULL) {
@@ -231,8 +291,12 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	c->in.data[c->in.len] = '\0';
 	/* Answer with a blocking socket: the answer is small. */
 	fcntl(fd, F_SETFL, 0);
+	event_del(c->ev);
 	conn_answer(c);
-	conn_free(c);
+	/* The request may hold a password: not a byte of it stays. */
+	buf_release_secret(&c->in);
+	if (!c->deferred)
+		conn_free(c);
 }
 
 static void

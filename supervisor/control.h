@@ -5,6 +5,10 @@
  *
  *   {"cmd":"status"}
  *   {"cmd":"sync","clinic":"ID","kind":"notes|schedule|validate"}
+ *   {"cmd":"credentials-set","clinic":"ID","username":"...",
+ *    "password":"...","company_id":"..."|null}
+ *       answered once the validation job has run (credentials.h); the
+ *       request's bytes are wiped as soon as it is parsed
  *
  * Answers carry "ok": true, or "ok": false and "error": "message".
  */

@@ -272,14 +272,18 @@ jobspec_encode(const struct worker_job *job, uint8_t **ret_buf,
 	j.limits = &lim;
 	j.ca_bundle = cf->idexx.ca_bundle;
 
-	r = vault_get(job->clinic, job->id,
+	if (job->creds != NULL)
+		memset(&creds, 0, sizeof(creds));	/* nothing to release */
+	else if ((r = vault_get(job->clinic, job->id,
 	    job->kind == WORKER_JOB_VALIDATE_CREDENTIALS ? "validation" :
-	    "sync job", &creds, err, errsz);
-	if (r < 0)
+	    "sync job", &creds, err, errsz)) < 0)
 		return r;
-	cr.username = (char *)creds.username;
-	cr.password = (char *)creds.password;
-	cr.company_id = (char *)creds.company_id;
+	cr.username = (char *)(job->creds != NULL ? job->creds->username :
+	    creds.username);
+	cr.password = (char *)(job->creds != NULL ? job->creds->password :
+	    creds.password);
+	cr.company_id = (char *)(job->creds != NULL ? job->creds->company_id :
+	    creds.company_id);
 	j.credentials = &cr;
 
 	env.msg_case = VETSYNC__ENVELOPE__MSG_JOB;

@@ -29,11 +29,8 @@
 #include "supervisor/db.h"
 #include "supervisor/migrate.h"
 #include "supervisor/policyhash.h"
+#include "supervisor/vetsyncctl.h"
 
-#define EXIT_FAILED 1
-#define EXIT_USAGE 2
-#define EXIT_UNREACHABLE 3
-#define EXIT_UNAVAILABLE 4
 #define ANSWER_MAX (16 * 1024 * 1024)
 
 static const char *socket_path;
@@ -55,7 +52,18 @@ usage(FILE *f)
 "  audit verify [--conninfo CONNINFO]   check the audit log's hash chain\n"
 "  audit tail [-n N] [--conninfo CONNINFO]\n"
 "                                       the latest N audit records (20)\n"
-"  credentials, keys                    not available in this release\n"
+"  credentials set --user ID [--username NAME] [--company-id ID] [--json]\n"
+"                                       validate (in a sandboxed worker) and\n"
+"                                       store a clinic's IDEXX credentials;\n"
+"                                       the password from stdin, or a prompt\n"
+"  credentials revoke --user ID [--reason TEXT] [--conninfo CONNINFO]\n"
+"                                       delete them now; vetsyncd kills the\n"
+"                                       clinic's worker and holds it\n"
+"  keys status [--conninfo CONNINFO]    master key ids in use, and present\n"
+"  keys rotate --to KEYID [--batch N] [--pause MS] [--conninfo CONNINFO]\n"
+"                                       re-encrypt every row under KEYID, N\n"
+"                                       rows (100) a transaction, MS apart;\n"
+"                                       interrupt and run again to resume\n"
 "options:\n"
 "  -c, --config FILE    vetsyncd.conf (default %s)\n"
 "  -S, --socket PATH    control socket (default $RUNTIME_DIRECTORY/control.sock\n"
@@ -65,13 +73,19 @@ usage(FILE *f)
 "                       password then comes from PGPASSWORD or ~/.pgpass);\n"
 "                       migrations run as the schema owner\n"
 "exit codes: 0 ok, 1 failed (also: database unreachable, audit chain\n"
-"            broken), 2 usage, 3 vetsyncd unreachable, 4 unavailable\n",
+"            broken, credentials invalid), 2 usage, 3 vetsyncd unreachable,\n"
+"            4 unavailable\n",
 	    MIGRATE_DEFAULT_DIR, CONFIG_DEFAULT_PATH);
 }
 
-/* Send one request line, read the one answer line. */
-static int
-ask(json_t *req, json_t **ret)
+const char *
+ctl_config_path(void)
+{
+	return config_path;
+}
+
+int
+ctl_ask(json_t *req, json_t **ret)
 {
 	struct sockaddr_un sun;
 	json_error_t jerr;
@@ -100,7 +114,12 @@ ask(json_t *req, json_t **ret)
 		return -EXIT_UNREACHABLE;
 	}
 	line = json_dumps(req, JSON_COMPACT);
+	if (line == NULL) {
+		close(fd);
+		return -EXIT_FAILED;
+	}
 	dprintf(fd, "%s\n", line);
+	explicit_bzero(line, strlen(line));	/* it may hold a password */
 	free(line);
 	buf_init(&in, ANSWER_MAX);
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
@@ -116,8 +135,8 @@ ask(json_t *req, json_t **ret)
 	return 0;
 }
 
-static int
-answer_ok(json_t *ans)
+int
+ctl_answer_ok(json_t *ans)
 {
 	if (json_is_true(json_object_get(ans, "ok")))
 		return 1;
@@ -135,11 +154,11 @@ cmd_status(int argc, char **argv)
 	int r;
 
 	req = json_pack("{s:s}", "cmd", "status");
-	r = ask(req, &ans);
+	r = ctl_ask(req, &ans);
 	json_decref(req);
 	if (r < 0)
 		return -r;
-	if (!answer_ok(ans)) {
+	if (!ctl_answer_ok(ans)) {
 		json_decref(ans);
 		return EXIT_FAILED;
 	}
@@ -213,11 +232,11 @@ cmd_sync(int argc, char **argv)
 	}
 	req = json_pack("{s:s,s:s,s:s}", "cmd", "sync", "clinic", user,
 	    "kind", kind);
-	r = ask(req, &ans);
+	r = ctl_ask(req, &ans);
 	json_decref(req);
 	if (r < 0)
 		return -r;
-	r = answer_ok(ans) ? 0 : EXIT_FAILED;
+	r = ctl_answer_ok(ans) ? 0 : EXIT_FAILED;
 	if (r == 0)
 		printf("clinic %s: %s job queued (%s)\n", user, kind,
 		    json_string_value(json_object_get(ans, "state")));
@@ -257,7 +276,7 @@ cmd_policy(int argc, char **argv)
 	    (unsigned long long)(cf->workers.cpu_max_micro % 1000000),
 	    cf->workers.tasks_max);
 	req = json_pack("{s:s}", "cmd", "status");
-	if (ask(req, &ans) == 0 && answer_ok(ans))
+	if (ctl_ask(req, &ans) == 0 && ctl_answer_ok(ans))
 		printf("# cgroup mechanism in force: %s\n",
 		    json_string_value(json_object_get(ans, "mechanism")));
 	else
@@ -275,8 +294,8 @@ cmd_policy(int argc, char **argv)
  * (configuration and db-password).  No statement timeout: an operator's
  * migration or verification may take its time.
  */
-static int
-db_open(const char *conninfo, struct db **ret)
+int
+ctl_db_open(const char *conninfo, struct db **ret)
 {
 	char err[DB_ERR_MAX + 256], cerr[CONFIG_ERR_MAX];
 	struct config *cf = NULL;
@@ -343,7 +362,7 @@ cmd_migrate(int argc, char **argv)
 		    argv[optind]);
 		return EXIT_USAGE;
 	}
-	if ((r = db_open(conninfo, &db)) != 0)
+	if ((r = ctl_db_open(conninfo, &db)) != 0)
 		return r;
 	if (migrate_run(db, &mo, &res, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vetsyncctl migrate: %s\n", err);
@@ -453,7 +472,7 @@ cmd_audit(int argc, char **argv)
 		    argv[optind]);
 		return EXIT_USAGE;
 	}
-	if ((r = db_open(conninfo, &db)) != 0)
+	if ((r = ctl_db_open(conninfo, &db)) != 0)
 		return r;
 	if (strcmp(sub, "tail") == 0) {
 		r = auditlog_tail(db, (unsigned)lines, print_row, NULL);
@@ -542,11 +561,10 @@ main(int argc, char **argv)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "audit") == 0)
 		return cmd_audit(argc, argv);
-	if (strcmp(cmd, "credentials") == 0 || strcmp(cmd, "keys") == 0) {
-		fprintf(stderr, "vetsyncctl %s: not available in this release "
-		    "(it needs the database layer)\n", cmd);
-		return EXIT_UNAVAILABLE;
-	}
+	if (strcmp(cmd, "credentials") == 0)
+		return cmd_credentials(argc, argv);
+	if (strcmp(cmd, "keys") == 0)
+		return cmd_keys(argc, argv);
 	fprintf(stderr, "vetsyncctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

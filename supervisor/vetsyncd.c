@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,9 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "supervisor/credcrypt.h"
+#include "supervisor/credentials.h"
+#include "supervisor/credstore.h"
 #include "supervisor/db.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/kmsg.h"
@@ -60,8 +64,42 @@ struct supervisor *sv = &the_supervisor;
 static const char *config_path = CONFIG_DEFAULT_PATH;
 static struct event *stop_timer, *watchdog_timer;
 static struct db_async *database;
+static struct credcrypt *master_keys;
 static struct event *drain_timer;	/* stopping: the database queue */
 static uint64_t drain_deadline_ms;
+
+/* jansson's free: what a JSON value held is wiped before it goes back. */
+static void
+free_wiped(void *p)
+{
+	if (p != NULL)
+		explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+/*
+ * Credentials: the cache of master keys, the encrypted store, and the
+ * notifications that carry revocations.  The key new credentials are
+ * encrypted with is loaded now, so a missing one is said at start.
+ */
+static void
+start_credentials(void)
+{
+	char err[CREDCRYPT_ERR_MAX];
+	int r;
+
+	if ((r = credcrypt_new(&master_keys)) < 0)
+		fatalx("credentials: %s", strerror(-r));
+	if (credcrypt_load_key(master_keys, sv->config->credentials.key_id,
+	    err, sizeof(err)) < 0)
+		log_warnx("credentials: %s: new credentials cannot be stored "
+		    "until it is there", err);
+	credstore_init(database, master_keys);
+	if ((r = db_async_listen(database, "vetsync_credentials",
+	    credentials_notified, NULL)) < 0)
+		fatalx("credentials: cannot listen for revocations: %s",
+		    strerror(-r));
+}
 
 static void __attribute__((noreturn))
 usage(int code)
@@ -458,7 +496,11 @@ main(int argc, char **argv)
 	if (check)
 		return check_config();
 
-	/* Master keys and clinic passwords pass through here: no dumps. */
+	/*
+	 * Master keys and clinic passwords pass through here: no dumps, and
+	 * JSON that carried one (a control request) is wiped when freed.
+	 */
+	json_set_alloc_funcs(malloc, free_wiped);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 		fatal("prctl(PR_SET_DUMPABLE)");
 	if (setrlimit(RLIMIT_CORE, &nocore) == -1)
@@ -547,6 +589,7 @@ main(int argc, char **argv)
 	reconcile_init(database);
 	reconcile_recover(sv->config->instance.name,
 	    sv->config->workers.job_timeout_ms);
+	start_credentials();
 	auditdb_start(sv->base, database, sv->config->instance.name);
 	workers_prespawn();
 	notify_send("READY=1");
@@ -570,7 +613,9 @@ main(int argc, char **argv)
 		log_warnx("stopping: %zu database unit(s) not written",
 		    db_async_pending(database));
 	reconcile_init(NULL);
+	credstore_init(NULL, NULL);
 	db_async_free(database);
+	credcrypt_free(master_keys);
 	auditdb_stop();
 	for (size_t i = 0; i < 4; i++)
 		event_free(sigev[i]);

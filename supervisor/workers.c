@@ -47,6 +47,7 @@
 #include "supervisor/reconcile.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/vault.h"
 #include "supervisor/workers.h"
 
 enum worker_state {
@@ -100,6 +101,7 @@ static struct cgroup_clinic *spare_cgroup;
 
 typedef int (*dispatch_fn)(struct worker *, const Vetsync__Envelope *);
 
+static void worker_drop_creds(struct worker *);
 static int on_hello(struct worker *, const Vetsync__Envelope *);
 static int on_progress(struct worker *, const Vetsync__Envelope *);
 static int on_record(struct worker *, const Vetsync__Envelope *);
@@ -299,6 +301,7 @@ worker_send_job(struct worker *w)
 	int r;
 
 	r = jobspec_encode(&w->job, &buf, &len, err, sizeof(err));
+	worker_drop_creds(w);	/* the worker alone holds them from here */
 	if (r < 0) {
 		/* Our side cannot build the job: stop the worker, no blame. */
 		log_warnx("clinic=%s job=%llu: cannot prepare the job: %s",
@@ -558,6 +561,17 @@ worker_cancel(struct worker *w, const char *why)
 	timer_set(w->stop_timer, sv->config->workers.stop_timeout_ms);
 }
 
+/* Wipe and free the job's credentials, once sent or no longer needed. */
+static void
+worker_drop_creds(struct worker *w)
+{
+	if (w->job.creds == NULL)
+		return;
+	vault_creds_release(w->job.creds);
+	free(w->job.creds);
+	w->job.creds = NULL;
+}
+
 static void
 worker_free(struct worker *w)
 {
@@ -570,6 +584,7 @@ worker_free(struct worker *w)
 		event_free(w->stop_timer);
 	cgroup_clinic_free(w->cgroup);
 	reconcile_free(w->reconcile);
+	worker_drop_creds(w);
 	free(w);
 }
 
@@ -725,6 +740,7 @@ worker_start(const struct worker_job *job, worker_done_cb done, void *arg,
 		log_warnx("clinic=%s: cannot move a spare worker into its "
 		    "cgroup: %s", job->clinic, strerror(-r));
 		w->done = NULL;
+		w->job.creds = NULL;	/* job->creds go to the next worker */
 		worker_cancel(w, "spare could not be assigned");
 	}
 

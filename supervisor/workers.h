@@ -42,11 +42,20 @@ enum worker_job_kind {
 	WORKER_JOB_VALIDATE_CREDENTIALS,
 };
 
+struct vault_creds;
+
 struct worker_job {
 	uint64_t id;
 	enum worker_job_kind kind;
 	const char *clinic;	/* clinic id, [A-Za-z0-9_-] */
 	const char *timezone;	/* IANA name */
+	/*
+	 * The clinic's credentials, already decrypted (credstore.h) or new
+	 * ones to validate; NULL: read from the file vault at send time.
+	 * worker_start() takes them over, and wipes and frees them once the
+	 * Job is sent (or the worker is gone).
+	 */
+	struct vault_creds *creds;
 };
 
 struct worker_outcome {
@@ -67,7 +76,8 @@ typedef void (*worker_done_cb)(const struct worker_job *,
     const struct worker_outcome *, void *arg);
 
 /*
- * Start a worker for job (copied).  done runs exactly once, after the
+ * Start a worker for job (copied; job->creds taken over, even on failure).
+ * done runs exactly once, after the
  * process is gone, even when the spawn itself failed later in the child.
  * Returns 0, or -errno when no process could be started at all (done is
  * then not called).
