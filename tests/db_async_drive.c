@@ -304,7 +304,8 @@ stdin_cb(evutil_socket_t fd, short what, void *arg)
 		start = nl + 1;
 	}
 	inlen -= (size_t)(start - inbuf);
-	memmove(inbuf, start, inlen);
+	if (start != inbuf)
+		memmove(inbuf, start, inlen);
 	if (inlen == sizeof(inbuf) - 1)
 		fatalx("input line over %d bytes", LINE_MAX_LEN);
 }

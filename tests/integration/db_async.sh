@@ -26,7 +26,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-tap_plan 43
+tap_plan 44
 
 db=vetsync_async
 tmp=$(mktemp -d /tmp/vetsync-async.XXXXXX)
@@ -40,6 +40,14 @@ cleanup() {
 trap cleanup EXIT
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db -c "$*"; }
+# Restart the server as stop and start: "restart" trusts a pid file in
+# /var/run/postgresql that other throw-away clusters of the same name
+# share.  The server must not inherit the driver's input (it would never
+# end).
+restart_server() {
+	pg_ctlcluster "${PGVERSION:-15}" regress stop -m fast 3>&-
+	pg_ctlcluster "${PGVERSION:-15}" regress start 3>&-
+}
 createdb -T template0 $db
 "$top_builddir/vetsyncctl" migrate --dir "$top_srcdir/migrations" \
     --conninfo "dbname=$db" >"$tmp/migrate.log" 2>&1 ||
@@ -48,7 +56,8 @@ U=11111111-2222-4333-8444-555555555501
 sql "insert into users (id, timezone) values ('$U', 'UTC')"
 
 mkfifo "$tmp/in"
-"$top_builddir/tests/db_async_drive" \
+# VS_DRIVE_WRAPPER: "valgrind -q --leak-check=full", for example.
+${VS_DRIVE_WRAPPER:-} "$top_builddir/tests/db_async_drive" \
     "host=$PGHOST port=${PGPORT:-5432} dbname=$db" \
     <"$tmp/in" >"$tmp/out" 2>"$tmp/err" &
 drv=$!
@@ -172,8 +181,7 @@ waiting() {
 	    -ge 1 ]
 }
 check "u1 is in flight, waiting for a lock" wait_for 10 waiting
-# (The server must not inherit the driver's input: it would never end.)
-pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast 3>&-
+restart_server
 wait "$locker" 2>/dev/null
 say "u3 exec begin ;; insert into log values ('u3') ;; commit"
 check "after the restart the listener is told to resynchronise" \
@@ -259,7 +267,7 @@ check "a statement that cannot be prepared fails its unit ($r)" \
     test "$r" = 'err -5 syntax error at or near "selec"'
 say "$(printf 'p7 prows select $1::int * 2\t8')"
 is p7 "ok 1 1 16"
-pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast 3>&-
+restart_server
 check "the connection was lost and made again" \
     wait_for 20 grep -qx resync.vs_events.2 "$tmp/out"
 say "$(printf 'p8 prows select $1::int * 2\t50')"
@@ -269,9 +277,13 @@ check "after a reconnect the statement is prepared again ($r)" \
 say "p9 rows select string_agg(statement, ',') from pg_prepared_statements"
 is p9 'ok 1 1 select $1::int * 2'
 
+# End of input: the layer is freed, the driver exits (under valgrind or
+# the sanitizers, cleanly).
 exec 3>&-
 wait "$drv"
+rc=$?
 drv=
+check "the driver exits cleanly ($rc)" test "$rc" -eq 0
 if [ "$tap_failed" -gt 0 ]; then
 	diag "driver output:"
 	sed 's/^/# /' "$tmp/out" "$tmp/err" | tail -40

@@ -338,7 +338,10 @@ if wait_for 60 waiting; then
 else
 	not_ok "clinic three's results are in flight, waiting for a lock"
 fi
-pg_ctlcluster "${PGVERSION:-15}" regress restart -m fast
+# (Stop and start: "restart" trusts a pid file that other throw-away
+# clusters named regress share.)
+pg_ctlcluster "${PGVERSION:-15}" regress stop -m fast
+pg_ctlcluster "${PGVERSION:-15}" regress start
 wait "$locker" 2>/dev/null
 check "after the restart: clinic three's session completed" \
     wait_for 60 sessions_ge $W 1
