@@ -10,15 +10,18 @@
 #      the last 48 h, 20 ms latency per request;
 #   4. start vetsyncd with the shipped neo site profile and the isolation
 #      policy, and show what confines the workers;
-#   5. reconcile the last 48 h of notes for three clinics, tomorrow's
-#      schedule for one, and one clinic whose stored password is wrong;
-#   6. show vetsyncctl status, what each job found, the cases and sync
-#      rows now in PostgreSQL, the audit trail and the simulator's request
-#      counts; stop vetsyncd.
+#   5. store each clinic's IDEXX credentials through the normal path
+#      (vetsyncctl credentials set: validated by a sandboxed worker, then
+#      encrypted into PostgreSQL); clinic 4's password is wrong, so it is
+#      refused and nothing is stored;
+#   6. reconcile the last 48 h of notes for the three others and
+#      tomorrow's schedule for one;
+#   7. show vetsyncctl status, what each job found, the cases and sync
+#      rows now in PostgreSQL, the hash-chained audit log (verified) and
+#      the simulator's request counts; stop vetsyncd.
 #
-# Not there yet (see README): the scheduler (jobs here are triggered with
-# vetsyncctl sync), the encrypted credential store (credentials come from
-# systemd credentials), discharge calls and the HTTP API.
+# Jobs are triggered here with vetsyncctl sync so that the demo does not
+# wait for the schedule.
 set -eu
 top=$(cd "$(dirname "$0")" && pwd)
 b="$top/build"
@@ -78,6 +81,8 @@ request_rate = 100
 max_parallel = 8
 [schedule]
 default_timezone = $tz
+[credentials]
+key_id = demo
 [database]
 conninfo = host=$PGHOST port=${PGPORT:-5432} dbname=$db user=vetsync_daemon
 [workers]
@@ -89,15 +94,11 @@ backoff_initial = 30s
 [instance]
 name = demo
 CONF
-# Clinic credentials, as systemd credentials (the encrypted store in
-# PostgreSQL is not wired in yet).  Clinic 4's password is wrong.
-for i in 1 2 3 4; do
-	pw=password-$i
-	[ $i -eq 4 ] && pw=not-the-password
-	printf 'vet%s@clinic%s.test\n%s\nc%s\n' $i $i "$pw" $i \
-	    > "$tmp/creds/idexx-$(uuid $i)"
-done
+# Secrets, as systemd passes them: the database password and the master
+# key that encrypts the clinics' credentials.
 printf '%s\n' "$dpw" > "$tmp/creds/db-password"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
+    > "$tmp/creds/encryption-key-demo"
 chmod 600 "$tmp/creds"/*
 
 echo "== starting vetsyncd"
@@ -112,33 +113,45 @@ echo "== vetsyncctl policy show (the start)"
 ctl policy show | head -12
 echo "   ..."
 
+echo "== vetsyncctl credentials set (validated in a sandboxed worker, then stored encrypted)"
+for i in 1 2 3 4; do
+	pw=password-$i
+	[ $i -eq 4 ] && pw=not-the-password
+	printf '%s\n' "$pw" | ctl credentials set --user "$(uuid $i)" \
+	    --username "vet$i@clinic$i.test" --company-id "c$i" 2>/dev/null ||
+	    true
+done
+psql -X -d $db -c "select u.clinic_name, c.state, c.validation_status,
+    c.encryption_key_id as key, left(c.encrypted_password, 44) || '...'
+    as encrypted_password from users u left join idexx_credentials c
+    on c.user_id = u.id order by 1"
+
 echo "== queue jobs"
-for i in 1 2 3 4; do ctl sync --user "$(uuid $i)"; done
+for i in 1 2 3; do ctl sync --user "$(uuid $i)"; done
 ctl sync --user "$(uuid 1)" --kind schedule
-exits() {
-	n=$(grep -c '"event":"worker_exit"' "$tmp/state/audit.spool" \
-	    2>/dev/null || true)
-	echo "${n:-0}"
-}
-# The results reach PostgreSQL right after each job: wait for both.
-ended() {
-	n=$(sql "select count(*) from idexx_sync_sessions
-	    where status <> 'running'" 2>/dev/null || true)
-	echo "${n:-0}"
-}
+# The results reach PostgreSQL right after each job, the audit rows soon
+# after: wait for both.
+count() { n=$(sql "$1" 2>/dev/null || true); echo "${n:-0}"; }
 i=0
-while { [ "$(exits)" -lt 5 ] || [ "$(ended)" -lt 5 ]; } && [ $i -lt 600 ]; do
+while { [ "$(count "select count(*) from idexx_sync_sessions
+    where status <> 'running'")" -lt 4 ] ||
+    [ "$(count "select count(*) from idexx_sync_audit_log
+    where action = 'worker_exit' and metadata->>'kind' <> 'validate_credentials'")" \
+    -lt 4 ]; } && [ $i -lt 600 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
 
 echo "== vetsyncctl status"
 ctl status
-echo "== what each job found (from the audit trail)"
-jq -r 'select(.event=="worker_exit") |
-    "\(.clinic) \(.kind): \(if .ok then "ok" else "FAILED (\(.result // .class))" end), \(.consultations) consultations, \(.appointments) appointments, \(.duration_ms) ms, peak memory \((.memory_peak // 0) / 1048576 * 10 | floor / 10) MiB"' \
-    "$tmp/state/audit.spool"
-grep -E 'job ended|held|alert' "$tmp/vetsyncd.log" | sed 's/^[^ ]* [^ ]* /   /' || true
+echo "== what each job found (from the audit log in PostgreSQL)"
+sql "select metadata || jsonb_build_object('clinic', u.clinic_name)
+    from idexx_sync_audit_log a join users u on u.id = a.user_id
+    where a.action = 'worker_exit' and a.metadata->>'kind' <>
+    'validate_credentials' order by a.seq" |
+jq -r '"\(.clinic) \(.kind): \(if .ok then "ok" else "FAILED (\(.result // .class))" end), \(.consultations) consultations, \(.appointments) appointments, \(.duration_ms) ms, peak memory \((.memory_peak // 0) / 1048576 * 10 | floor / 10) MiB"'
+grep -E 'job ended|held|alert|refused' "$tmp/vetsyncd.log" |
+    sed 's/^[^ ]* [^ ]* /   /' || true
 echo "== PostgreSQL: sync sessions"
 psql -X -d $db -c "select u.clinic_name, s.kind, s.status,
     s.consultations_synced as synced, s.consultations_failed as failed
@@ -153,8 +166,10 @@ psql -X -d $db -c "select u.clinic_name, count(c.*) as cases,
 echo "== one case, as vetsync wrote it"
 sql "select jsonb_pretty(metadata) from cases where user_id = '$(uuid 1)'
     and metadata ? 'idexx' order by id limit 1" | cut -c1-100 | head -20
-echo "== audit trail: events"
-jq -r '.event' "$tmp/state/audit.spool" | sort | uniq -c
+echo "== audit log: events, and its hash chain"
+psql -X -d $db -c "select action, count(*) from idexx_sync_audit_log
+    group by 1 order by 1"
+"$b/vetsyncctl" audit verify --conninfo "dbname=$db" || true
 echo "== simulator: requests and bytes per clinic"
 curl -s "http://127.0.0.1:$port/__sim/stats" | jq -c '.clinics | to_entries[] | {clinic: .key, requests: .value.requests, bytes: .value.bytes, failed_logins: .value.failed_logins}'
 kill -TERM "$pid"
