@@ -29,6 +29,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "common/base64.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -118,6 +119,24 @@ verdict(struct evhttp_request *req, const char *body, size_t len)
 	return j;
 }
 
+/* The body as a string, or {"base64url": ...} when it is not UTF-8. */
+static json_t *
+body_json(const char *body, size_t len)
+{
+	json_t *j;
+	char *enc;
+
+	if (len == 0)
+		return json_string("");
+	if ((j = json_stringn(body, len)) != NULL)
+		return j;
+	enc = xmalloc(BASE64URL_LEN(len) + 1);
+	base64url_encode(body, len, enc);
+	j = json_pack("{s:s}", "base64url", enc);
+	free(enc);
+	return j;
+}
+
 static void
 handle(struct evhttp_request *req, void *arg)
 {
@@ -136,17 +155,16 @@ handle(struct evhttp_request *req, void *arg)
 	headers = json_object();
 	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
 		json_object_set_new(headers, kv->key, json_string(kv->value));
-	line = json_pack("{s:I,s:I,s:s,s:s,s:o,s:s%,s:i}",
+	line = json_pack("{s:I,s:I,s:s,s:s,s:o,s:o,s:i}",
 	    "n", (json_int_t)r.n,
 	    "at_ms", (json_int_t)clock_wall_ms(),
 	    "method", method_name(evhttp_request_get_command(req)),
 	    "uri", evhttp_request_get_uri(req),
 	    "headers", headers,
-	    "body", body != NULL ? body : "", len,
+	    "body", body_json(body, len),
 	    "status", code);
 	if (line == NULL)
-		fatalx("request %llu: cannot log it (body not UTF-8?)",
-		    (unsigned long long)r.n);
+		fatalx("request %llu: cannot log it", (unsigned long long)r.n);
 	if (r.current_key != NULL)
 		json_object_set_new(line, "verify", verdict(req, body, len));
 	if ((s = json_dumps(line, JSON_COMPACT)) == NULL)
