@@ -132,10 +132,11 @@ unit_done(int r, const char *error, void *arg)
 	wr.busy = false;
 	if (r == 0) {
 		if ((cr = audit_spool_confirm(&wr.batch)) < 0)
-			log_warnx("audit spool: cannot record that seq %" PRIu64
-			    "..%" PRIu64 " are written: %s (they will be "
-			    "replayed, without doubles)", wr.batch.first_seq,
-			    wr.batch.last_seq, strerror(-cr));
+			log_warnx("audit spool: seq %" PRIu64 "..%" PRIu64
+			    " are written, but the cursor or the spool could "
+			    "not follow: %s (replayed later, without doubles)",
+			    wr.batch.first_seq, wr.batch.last_seq,
+			    strerror(-cr));
 		wr.written += n;
 		log_debug("audit: %zu record(s) written, seq %" PRIu64 "..%"
 		    PRIu64, n, wr.batch.first_seq, wr.batch.last_seq);

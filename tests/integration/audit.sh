@@ -7,8 +7,9 @@
 # stopped while records are produced (spooled, then replayed in order:
 # none lost, none doubled), a crash after the database committed but
 # before the cursor moved (replayed, not doubled), vetsyncd killed with
-# SIGKILL while a batch is in flight, and the spool's limit (refused
-# loudly, once; the earlier records intact and written later).
+# SIGKILL while a batch is in flight, a transaction the database refuses
+# (retried, said once), and the spool's limit (refused loudly, once; the
+# earlier records intact and written later).
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
@@ -23,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=30
+N=33
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "audit case $i" "$1"; done
@@ -224,6 +225,20 @@ c=$(jq -r .seq "$cursor")
 m=$(sql "select max((metadata->>'seq')::bigint) from idexx_sync_audit_log
     where metadata->>'spool_key' like '$(epoch)/%'")
 check "the cursor is at the last seq written ($c, $m)" test "$c" = "$m"
+
+# The database refuses the writer's transaction: retried, said once.
+sql "revoke insert on idexx_sync_audit_log from service_role"
+reloads 3
+jq -r .seq "$spool" >"$tmp/refused.seqs"
+wait_for 10 grep -q 'alert: audit: the database refused' "$log"
+sleep 3.5	# retries at 1, 2 (and 4) s
+nr=$(grep -c 'alert: audit: the database refused' "$log")
+check "a refused batch stays spooled, said once while retried ($nr)" \
+    test "$nr" -eq 1 -a -s "$spool"
+sql "grant insert on idexx_sync_audit_log to service_role"
+check "once allowed again, the spool drains" wait_for 70 spool_empty
+check "the refused records are written, in order, once" \
+    eval 'all_in "$tmp/refused.seqs" && keys_once'
 
 # The database is stopped while records are produced.
 pgstop
