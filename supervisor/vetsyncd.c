@@ -36,6 +36,7 @@
 #include "proto/frame.h"
 #include "policy/policy.h"
 
+#include "supervisor/api.h"
 #include "supervisor/audit.h"
 #include "supervisor/auditdb.h"
 #include "supervisor/cgroup.h"
@@ -590,6 +591,9 @@ main(int argc, char **argv)
 	reconcile_recover(sv->config->instance.name,
 	    sv->config->workers.job_timeout_ms);
 	start_credentials();
+	/* Syncs do not depend on the API: without it they still run. */
+	if (api_start(database, err, sizeof(err)) < 0)
+		log_warnx("%s: running without the HTTP API", err);
 	auditdb_start(sv->base, database, sv->config->instance.name);
 	workers_prespawn();
 	notify_send("READY=1");
@@ -606,6 +610,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 	audit_record("supervisor_stopped", NULL, 0, NULL);
 	control_close();
+	api_stop();
 	clinics_free_all();
 	workers_release();
 	auditdb_drain(AUDITDB_DRAIN_MS);
