@@ -31,7 +31,7 @@ for tool in curl jq base64; do
 	fi
 done
 
-tap_plan 60
+tap_plan 62
 
 # --- helpers ---------------------------------------------------------------
 mkdir -p "$tmp/bin"
@@ -352,6 +352,16 @@ r3=$(call "$good")
 check "VAPI knobs: 429, 500, then 201 ($r1 $r2 $r3)" [ "$r1 $r2 $r3" = "429 500 201" ]
 check "/__sim/vapi lists each accepted call: 2 to +15551234567" [ \
     "$(C "$U/__sim/vapi" | jq -r '[.calls[] | select(.customer.number == "+15551234567")] | length')" = 2 ]
+
+ctl '{"vapi_slow_ms": 500}' >/dev/null
+t=$(C -o /dev/null -w '%{time_total}' -X POST -H "Authorization: Bearer $VAPI" \
+    --data "$good" "$U/call")
+ctl '{"vapi_slow_ms": 0}' >/dev/null
+check "VAPI slow knob: answered after ${t}s" awk -v t="$t" 'BEGIN { exit !(t >= 0.45) }'
+ctl '{"qstash_reset": true, "vapi_reset": true}' >/dev/null
+check "qstash_reset and vapi_reset forget messages, calls and counters" [ \
+    "$(qs '[(.messages | length), .stats.publishes] | join(" ")') $(C "$U/__sim/vapi" | jq -r '.calls | length')" \
+    = "0 0 0" ]
 
 if kill "$pid" && wait "$pid"; then
 	ok "simulator shuts down cleanly"
