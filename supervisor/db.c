@@ -1,7 +1,14 @@
 /*
  * PostgreSQL through libpq (db.h): the only file of vetsync that includes
- * libpq-fe.h.  The synchronous face first, then the event loop's.  Server notices (CREATE ... IF NOT EXISTS and the like) go to
- * the debug log, not to stderr.
+ * libpq-fe.h.  The synchronous face first, then the event loop's.  Server
+ * notices (CREATE ... IF NOT EXISTS and the like) go to the debug log, not
+ * to stderr.
+ *
+ * The event loop's connection runs in pipeline mode throughout: a unit is
+ * its statements and one sync, preceded by the Parses of the prepared
+ * statements it is the first to need on this connection; the layer's own
+ * LISTENs travel as units too, ahead of the queue.  Notifications are
+ * read whenever the socket is readable, whatever is in flight.
  */
 #include <sys/queue.h>
 

@@ -25,7 +25,10 @@
  *
  * idexx_sync_sessions: a 'running' row when the job starts, then
  * completed / failed / timeout with counts and error details, written in
- * the same transaction as the results.
+ * the same transaction as the results; failed too when the transaction
+ * is refused or the database queue is full.  Each row names the instance
+ * that opened it, so that the next start of that instance can close what
+ * it left running (reconcile_recover()).
  */
 #ifndef VS_SUPERVISOR_RECONCILE_H
 #define VS_SUPERVISOR_RECONCILE_H

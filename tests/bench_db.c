@@ -122,7 +122,8 @@ main(int argc, char **argv)
 	unsigned nclinics, ncons;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_db CONNINFO [NCLINICS [NCONS]]\n");
+		fprintf(stderr,
+		    "usage: bench_db CONNINFO [NCLINICS [NCONS]]\n");
 		return 2;
 	}
 	nclinics = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 1000;
