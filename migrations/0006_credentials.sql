@@ -72,3 +72,23 @@ $$;
 create trigger vetsync_credentials_notify
     after insert or update or delete on idexx_credentials
     for each row execute function vetsync_credentials_notify();
+
+-- active = validated and the user's sync enabled: kept so when the user
+-- turns sync on or off.
+create or replace function vetsync_credentials_follow_user() returns trigger
+    language plpgsql
+    set search_path = pg_catalog, public
+as $$
+begin
+	update idexx_credentials set state = case when new.idexx_sync_enabled
+	    then 'active' else 'validated' end
+	    where user_id = new.id and state in ('validated', 'active')
+	    and state is distinct from case when new.idexx_sync_enabled
+	    then 'active' else 'validated' end;
+	return null;
+end
+$$;
+
+create trigger vetsync_credentials_follow_user
+    after update of idexx_sync_enabled on users
+    for each row execute function vetsync_credentials_follow_user();

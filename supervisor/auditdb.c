@@ -282,6 +282,7 @@ auditdb_drain(uint64_t timeout_ms)
 {
 	uint64_t deadline = clock_mono_ms() + timeout_ms;
 	struct timeval tick = clock_timeval_ms(50);
+	struct auditdb_stats st;
 	struct event *ev;
 
 	if (wr.stopped)
@@ -296,11 +297,15 @@ auditdb_drain(uint64_t timeout_ms)
 		event_base_loop(wr.base, EVLOOP_ONCE);
 	}
 	event_free(ev);
-	if (audit_spool_backlog() > 0)
+	auditdb_stats(&st);
+	log_info("audit: %" PRIu64 " record(s) written since the start, %"
+	    PRIu64 " refused by the full spool, confirmed through seq %" PRIu64,
+	    st.written, st.refused, st.confirmed_seq);
+	if (st.backlog_bytes > 0)
 		log_warnx("audit: %" PRIu64 " byte(s) of records not yet in "
 		    "the database stay in the spool for the next start",
-		    audit_spool_backlog());
-	return audit_spool_backlog() == 0;
+		    st.backlog_bytes);
+	return st.backlog_bytes == 0;
 }
 
 void
@@ -321,8 +326,13 @@ auditdb_stop(void)
 	wr.db = NULL;
 }
 
-uint64_t
-auditdb_written(void)
+void
+auditdb_stats(struct auditdb_stats *ret)
 {
-	return wr.written;
+	ret->spool_bytes = audit_spool_size();
+	ret->backlog_bytes = audit_spool_backlog();
+	ret->confirmed_seq = audit_spool_confirmed();
+	ret->written = wr.written;
+	ret->refused = audit_refused();
+	ret->retrying = wr.refusals > 0;
 }

@@ -58,7 +58,15 @@ bool auditdb_drain(uint64_t timeout_ms);
 /* Stop; what is unwritten stays in the spool for the next start. */
 void auditdb_stop(void);
 
-/* Rows written by this writer since auditdb_start() (for tests, status). */
-uint64_t auditdb_written(void);
+/* The writer and its spool, for status and metrics. */
+struct auditdb_stats {
+	uint64_t spool_bytes;		/* in the spool file */
+	uint64_t backlog_bytes;		/* not yet confirmed by the database */
+	uint64_t confirmed_seq;		/* the last record confirmed */
+	uint64_t written;		/* records confirmed since the start */
+	uint64_t refused;		/* records the full spool refused */
+	bool retrying;			/* the database refused the last batch */
+};
+void auditdb_stats(struct auditdb_stats *ret);
 
 #endif

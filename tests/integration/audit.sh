@@ -24,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=33
+N=34
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "audit case $i" "$1"; done
@@ -350,6 +350,9 @@ check "when the database returns, the records spooled before are written" \
 check "and the spool takes records again" \
     wait_for 10 grep -q 'audit spool .* taking records again' "$log"
 stop
+sum=$(grep 'audit: .* record(s) written since the start' "$log" | tail -1)
+check "at exit, the writer says what the full spool refused" \
+    eval 'echo "$sum" | grep -q "written since the start, [1-9][0-9]* refused"'
 check "none doubled in the end" keys_once
 if [ "$tap_failed" -gt 0 ]; then
 	diag "vetsyncd log (tail):"

@@ -22,7 +22,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=43
+N=44
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "credentials case $i" "$1"; done
@@ -154,6 +154,11 @@ out=$(echo password-2 | ctl credentials set --user $V \
     --username vet2@clinic2.test 2>&1)
 check "set: a user without sync enabled is 'validated' ($(cred $V state))" \
     test "$(cred $V state)" = validated
+sql "update users set idexx_sync_enabled = true where id = '$V'"
+a=$(cred $V state)
+sql "update users set idexx_sync_enabled = false where id = '$V'"
+check "state follows the user's sync switch (on: $a, off: $(cred $V state))" \
+    test "$a" = active -a "$(cred $V state)" = validated
 before=$(cred $U "encrypted_password || updated_at")
 out=$(echo wrong-password | ctl credentials set --user $U \
     --username vet1@clinic1.test --json 2>/dev/null); rc=$?
