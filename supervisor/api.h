@@ -11,6 +11,14 @@
  * service role).  Other modules register raw POST endpoints with
  * api_delivery_register() (the QStash delivery of discharge calls).
  *
+ * /health, /metrics, /dashboard and /api/idexx/events need no token: they
+ * are an operator's view, served on api.listen (127.0.0.1 by default), and
+ * show clinic ids, states and counts, never credentials.  The user routes
+ * answer: 401 (token missing, forged, expired, another audience), 403
+ * (not an admin), 503 (no jwt-secret, database down, stopping);
+ * configure-credentials answers 200 (valid), 422 (IDEXX refused them) or
+ * 503 (IDEXX could not tell) with the PRD's body.
+ *
  * Every error is a JSON body {"error": "..."} naming what was wrong; bodies
  * are bounded by api.body_max (413), headers by API_HEADERS_MAX; no secret
  * (password, token, signature) is logged or echoed.
@@ -51,6 +59,16 @@ void api_stop(void);
  * there are none; safe to call before api_start() or after api_stop().
  */
 void api_event(const char *type, json_t *data);
+
+/*
+ * The scheduler's hooks (clinics.c): a job started, a job ended (counted
+ * for /metrics by kind and result, and published as "job_start" and
+ * "job_end" events with the clinic's state).
+ */
+struct worker_job;
+struct worker_outcome;
+void api_job_started(const struct worker_job *);
+void api_job_ended(const struct worker_job *, const struct worker_outcome *);
 
 struct api_request;
 /* Raw POST to the delivery path: the handler answers later with api_reply(). */

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include "supervisor/api.h"
 #include "supervisor/audit.h"
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
@@ -345,8 +346,10 @@ clinic_start(struct clinic *c, struct worker_job *job)
 	int r;
 
 	r = worker_start(job, clinic_job_done, c, &c->worker);
-	if (r == 0)
+	if (r == 0) {
+		api_job_started(job);
 		return;
+	}
 	/* No process at all (fork failed). */
 	log_warnx("clinic=%s job=%llu: cannot start a worker: %s", c->id,
 	    (unsigned long long)job->id, strerror(-r));
@@ -584,6 +587,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 		}
 	}
 next:
+	api_job_ended(job, o);
 	if (c->state == CLINIC_IDLE && c->pending != 0 && !sv->stopping)
 		clinic_enqueue(c);
 	clinics_pump();

@@ -83,7 +83,8 @@ aud_matches(json_t *aud, const char *want)
 	if (!json_is_array(aud))
 		return false;
 	json_array_foreach(aud, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), want) == 0)
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), want) == 0)
 			return true;
 	return false;
 }
