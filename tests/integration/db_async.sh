@@ -172,7 +172,12 @@ sql "create table log (what text not null)"
 psql -X -q -d $db -c "begin; lock table log in exclusive mode;
     select pg_sleep(60); commit;" >/dev/null 2>&1 3>&- &
 locker=$!
-sleep 0.3
+locked() {
+	[ "$(sql "select count(*) from pg_locks l join pg_class c
+	    on c.oid = l.relation where c.relname = 'log'
+	    and l.mode = 'ExclusiveLock' and l.granted")" -ge 1 ]
+}
+wait_for 10 locked || diag "the lock on log was not taken"
 say "u1 exec begin ;; insert into log values ('u1') ;; commit"
 say "u2 exec begin ;; insert into log values ('u2') ;; commit"
 waiting() {
