@@ -206,3 +206,19 @@ parse_bool(const char *s, bool *ret)
 	}
 	return -EINVAL;
 }
+
+bool
+parse_uuid_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return i == 36;
+}

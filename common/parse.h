@@ -37,4 +37,11 @@ int parse_u64(const char *s, uint64_t *ret);
 /* Booleans: yes/no, true/false, on/off, 1/0. */
 int parse_bool(const char *s, bool *ret);
 
+/*
+ * True for a UUID in its canonical lowercase text form
+ * ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", hex digits 0-9 a-f): how
+ * PostgreSQL prints a users.id, which is how vetsync names a clinic.
+ */
+bool parse_uuid_ok(const char *s);
+
 #endif

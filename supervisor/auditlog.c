@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "common/parse.h"
+
 #include "supervisor/auditlog.h"
 #include "supervisor/db.h"
 
@@ -287,24 +289,6 @@ auditlog_tail(struct db *db, unsigned n, auditlog_row_fn *fn, void *arg)
 	    &t);
 }
 
-/*
- * A users.id in its lowercase text form.  (Not reconcile_uuid_valid():
- * vetsyncctl links this file without the daemon's modules.)
- */
-static bool
-is_user_id(const char *s)
-{
-	static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-
-	if (strlen(s) != sizeof(form) - 1)
-		return false;
-	for (size_t i = 0; form[i] != '\0'; i++)
-		if (form[i] == '-' ? s[i] != '-' :
-		    strchr("0123456789abcdef", s[i]) == NULL)
-			return false;
-	return true;
-}
-
 /* A JSON object's text (NULL stays NULL); -EINVAL when it is not one. */
 static int
 json_object_text(const char *text, const char *clinic, char **ret)
@@ -338,7 +322,7 @@ auditlog_append(struct db *db, const struct auditlog_entry *e,
 
 	if (e->action == NULL || e->action[0] == '\0')
 		return -EINVAL;
-	uid = e->clinic != NULL && is_user_id(e->clinic) ?
+	uid = e->clinic != NULL && parse_uuid_ok(e->clinic) ?
 	    e->clinic : NULL;
 	if ((r = json_object_text(e->error_details, NULL, &error)) < 0 ||
 	    (r = json_object_text(e->metadata, uid == NULL ? e->clinic : NULL,

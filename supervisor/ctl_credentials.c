@@ -28,6 +28,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/parse.h"
 
 #include "supervisor/auditlog.h"
 #include "supervisor/config.h"
@@ -39,21 +40,6 @@
 #define LINE_MAX_CRED	1024	/* a username or a password */
 #define BATCH_DEFAULT	100
 #define BATCH_MAX	10000
-
-/* A users.id as vetsyncd keys clinics: a uuid in lowercase text. */
-static bool
-is_user_id(const char *s)
-{
-	static const char form[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-
-	if (strlen(s) != sizeof(form) - 1)
-		return false;
-	for (size_t i = 0; form[i] != '\0'; i++)
-		if (form[i] == '-' ? s[i] != '-' :
-		    strchr("0123456789abcdef", s[i]) == NULL || s[i] == '\0')
-			return false;
-	return true;
-}
 
 /*
  * Read one line into buf (size bytes) from fd, without its newline.
@@ -157,7 +143,7 @@ credentials_set(int argc, char **argv)
 		    "never from the command line\n");
 		return EXIT_USAGE;
 	}
-	if (!is_user_id(user)) {
+	if (!parse_uuid_ok(user)) {
 		fprintf(stderr, "vetsyncctl credentials set: --user '%s' is "
 		    "not a user id (a lowercase uuid)\n", log_q(user));
 		return EXIT_USAGE;
@@ -301,7 +287,7 @@ credentials_revoke(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (user == NULL || optind != argc || !is_user_id(user)) {
+	if (user == NULL || optind != argc || !parse_uuid_ok(user)) {
 		fprintf(stderr, "vetsyncctl credentials revoke: --user ID (a "
 		    "lowercase uuid) is required\n");
 		return EXIT_USAGE;

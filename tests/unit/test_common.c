@@ -160,6 +160,16 @@ test_clock_and_bool(void **state)
 	assert_false(b);
 	assert_int_equal(parse_bool("maybe", &b), -EINVAL);
 	assert_int_equal(parse_bool("YES", &b), -EINVAL);
+
+	assert_true(parse_uuid_ok("11111111-2222-4333-8444-555555555501"));
+	assert_true(parse_uuid_ok("0123abcd-ef01-2345-6789-abcdefabcdef"));
+	assert_false(parse_uuid_ok("11111111-2222-4333-8444-55555555550"));
+	assert_false(parse_uuid_ok("11111111-2222-4333-8444-5555555555011"));
+	assert_false(parse_uuid_ok("11111111-2222-4333-8444-55555555550A"));
+	assert_false(parse_uuid_ok("11111111222243338444555555555501abcd"));
+	assert_false(parse_uuid_ok("11111111-2222-4333-8444_555555555501"));
+	assert_false(parse_uuid_ok("clinic-a"));
+	assert_false(parse_uuid_ok(""));
 }
 
 static void
