@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xmalloc.h"
 
 #include "proto/frame.h"
@@ -300,17 +301,7 @@ reconcile_recover(const char *name, uint64_t job_timeout_ms)
 bool
 reconcile_uuid_valid(const char *s)
 {
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	}
-	return i == 36;
+	return parse_uuid_ok(s);
 }
 
 /* A random (version 4) uuid: the session's id, known before any insert. */
