@@ -568,11 +568,10 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 			clinic_set_hold(c, CLINIC_HOLD_CREDENTIALS);
 			log_warnx("alert: clinic=%s: IDEXX rejected its "
 			    "credentials; held until they are set again", c->id);
+			audit_record("credentials_suspended", c->id, job->id,
+			    NULL);
 			if (job->kind != WORKER_JOB_VALIDATE_CREDENTIALS)
 				credstore_mark(c->id, false, job->id);
-			else
-				audit_record("credentials_suspended", c->id,
-				    job->id, NULL);
 		} else if (c->failures >= sv->config->workers.failure_threshold)
 			clinic_hold(c, o->detail);
 		else {

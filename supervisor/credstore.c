@@ -340,8 +340,9 @@ credstore_mark(const char *clinic, bool valid, uint64_t job)
 
 	if (!credstore_enabled() || !reconcile_uuid_valid(clinic))
 		return;
+	/* A suspension is audited by the caller, which holds the clinic. */
 	u = db_unit_new(store_done, store_new(clinic, job, valid ?
-	    "credentials_validated" : "credentials_suspended", NULL, NULL));
+	    "credentials_validated" : NULL, NULL, NULL));
 	unit_begin(u, clinic);
 	(void)db_unit_add(u, valid ? sql_mark_valid : sql_mark_invalid, 1, p);
 	(void)db_unit_add(u, "COMMIT", 0, NULL);
