@@ -611,7 +611,8 @@ route_trigger(struct api_request *ar, const struct jwt_claims *c)
 	    "state", cl != NULL ? clinic_state_name(clinic_state(cl)) :
 	    "queued",
 	    "status", cl != NULL && clinic_state(cl) == CLINIC_RUNNING ?
-	    "started" : "queued", "kind", worker_job_kind_name(kind)));
+	    "started" : "queued", "kind",
+	    kind == WORKER_JOB_SYNC_SCHEDULE ? "schedule" : "notes"));
 }
 
 struct revoking {
