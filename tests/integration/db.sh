@@ -433,10 +433,12 @@ cond "a db-password readable by others is refused" \
 r1=$?
 "$ctl" migrate --bogus > /dev/null 2>&1
 r2=$?
-"$ctl" credentials > /dev/null 2>&1
+"$ctl" credentials bogus > /dev/null 2>&1
 r3=$?
-cond "usage errors exit 2; credentials still exit 4" \
-    '[ $r1 -eq 2 ] && [ $r2 -eq 2 ] && [ $r3 -eq 4 ]'
+"$ctl" keys rotate > /dev/null 2>&1
+r4=$?
+cond "usage errors exit 2 (audit, migrate, credentials, keys)" \
+    '[ $r1 -eq 2 ] && [ $r2 -eq 2 ] && [ $r3 -eq 2 ] && [ $r4 -eq 2 ]'
 
 [ "$tap_n" = 53 ] || diag "ran $tap_n cases, planned 53"
 [ "$tap_failed" = 0 ]
