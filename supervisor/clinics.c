@@ -49,6 +49,7 @@ struct clinic {
 	void *validate_arg;
 	/* ... and the waiter of the one running. */
 	bool validating;
+	bool manual;		/* an operator asked for the queued work */
 	clinic_validate_cb *run_cb;
 	void *run_arg;
 	struct clinic *hash_next;
@@ -59,6 +60,8 @@ static struct clinic *clinic_table[CLINIC_HASH_BUCKETS];
 static TAILQ_HEAD(, clinic) run_queue = TAILQ_HEAD_INITIALIZER(run_queue);
 static size_t n_clinics;
 static unsigned n_running, n_queued;
+static clinics_gate_fn *gate_hook;
+static clinics_ended_fn *ended_hook;
 
 static void clinic_job_done(const struct worker_job *,
     const struct worker_outcome *, void *);
@@ -191,6 +194,7 @@ clinic_request(const char *id, enum worker_job_kind kind, bool manual)
 		clinic_release(c, "an operator");
 	}
 	c->pending |= 1u << kind;
+	c->manual = c->manual || manual;
 	if (c->state == CLINIC_BACKOFF && manual) {
 		/* An operator asked: do not make them wait for the backoff. */
 		evtimer_del(c->retry_timer);
@@ -233,6 +237,7 @@ clinic_validate(const char *id, struct vault_creds *creds,
 	c->validate_creds = creds;
 	c->validate_cb = cb;
 	c->validate_arg = arg;
+	c->manual = true;
 	if (c->state == CLINIC_HELD)
 		clinic_release(c, "new credentials");
 	c->pending |= 1u << WORKER_JOB_VALIDATE_CREDENTIALS;
@@ -449,6 +454,7 @@ clinic_run(struct clinic *c)
 	job.clinic = c->id;
 	job.timezone = sv->config->schedule.default_timezone;
 	c->state = CLINIC_RUNNING;
+	c->manual = false;
 	n_running++;
 	if (job.kind == WORKER_JOB_VALIDATE_CREDENTIALS &&
 	    c->validate_creds != NULL) {
@@ -491,7 +497,53 @@ clinics_pump(void)
 	    (c = TAILQ_FIRST(&run_queue)) != NULL) {
 		TAILQ_REMOVE(&run_queue, c, queue_entry);
 		n_queued--;
+		if (gate_hook != NULL && !gate_hook(c->id, c->manual)) {
+			c->state = CLINIC_IDLE;	/* until clinic_kick() */
+			continue;
+		}
 		clinic_run(c);
+	}
+}
+
+void
+clinics_set_hooks(clinics_gate_fn *gate, clinics_ended_fn *ended)
+{
+	gate_hook = gate;
+	ended_hook = ended;
+}
+
+void
+clinic_kick(const char *id)
+{
+	struct clinic *c = clinic_find(id);
+
+	if (c == NULL || sv->stopping || c->state != CLINIC_IDLE ||
+	    c->pending == 0)
+		return;
+	clinic_enqueue(c);
+	clinics_pump();
+}
+
+void
+clinic_cancel(const char *id, const char *why)
+{
+	struct clinic *c = clinic_find(id);
+
+	if (c == NULL)
+		return;
+	if (c->state == CLINIC_QUEUED) {
+		TAILQ_REMOVE(&run_queue, c, queue_entry);
+		n_queued--;
+		c->state = CLINIC_IDLE;
+	} else if (c->state == CLINIC_RUNNING && c->fetching) {
+		c->fetching = false;
+		c->pending |= 1u << c->fetch_kind;
+		c->state = CLINIC_IDLE;
+		n_running--;
+		clinics_pump();
+	} else if (c->state == CLINIC_RUNNING && c->worker != NULL) {
+		log_warnx("clinic=%s: job cancelled: %s", c->id, why);
+		worker_kill(c->worker, WORKER_EXIT_CANCELLED, why);
 	}
 }
 
@@ -589,6 +641,9 @@ next:
 	api_job_ended(job, o);
 	if (c->state == CLINIC_IDLE && c->pending != 0 && !sv->stopping)
 		clinic_enqueue(c);
+	if (ended_hook != NULL)
+		ended_hook(c->id, job->kind, o, c->state != CLINIC_QUEUED &&
+		    c->state != CLINIC_RUNNING);
 	clinics_pump();
 }
 

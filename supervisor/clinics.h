@@ -78,6 +78,29 @@ void clinic_revoke(const char *id, const char *why);
 /* Credentials were stored (validated): release a clinic held for them. */
 void clinic_credentials_set(const char *id);
 
+/*
+ * The scheduler's hooks (NULL: none).  gate(id, manual) is asked before a
+ * queued clinic's job starts (manual: an operator asked for it); false
+ * leaves the clinic idle with its work pending until clinic_kick().
+ * ended(id, kind, outcome, idle) runs after each job; idle is true when
+ * nothing more of the clinic is queued or running.
+ */
+struct worker_outcome;
+typedef bool clinics_gate_fn(const char *id, bool manual);
+typedef void clinics_ended_fn(const char *id, enum worker_job_kind kind,
+    const struct worker_outcome *o, bool idle);
+void clinics_set_hooks(clinics_gate_fn *gate, clinics_ended_fn *ended);
+
+/* Queue an idle clinic's pending work again (the gate said no before). */
+void clinic_kick(const char *id);
+
+/*
+ * Stop the clinic's job now (its lease was lost): the worker is killed
+ * (cancelled, not a failure), a queued clinic leaves the queue; work still
+ * pending stays for clinic_kick().
+ */
+void clinic_cancel(const char *id, const char *why);
+
 /* Start queued clinics while the cap allows; safe to call any time. */
 void clinics_pump(void);
 

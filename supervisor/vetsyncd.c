@@ -52,6 +52,7 @@
 #include "supervisor/notify.h"
 #include "supervisor/policyhash.h"
 #include "supervisor/reconcile.h"
+#include "supervisor/scheduler.h"
 #include "supervisor/secrets.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
@@ -357,6 +358,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		notify_send("STOPPING=1");
 		sv->stopping = true;
 		clinics_stop();
+		scheduler_stop();
 		tv = clock_timeval_ms(sv->config->workers.stop_timeout_ms + 500);
 		evtimer_add(stop_timer, &tv);
 		drain_deadline_ms = clock_mono_ms() +
@@ -591,6 +593,7 @@ main(int argc, char **argv)
 	reconcile_recover(sv->config->instance.name,
 	    sv->config->workers.job_timeout_ms);
 	start_credentials();
+	scheduler_start(sv->base, database);
 	/* Syncs do not depend on the API: without it they still run. */
 	if (api_start(database, err, sizeof(err)) < 0)
 		log_warnx("%s: running without the HTTP API", err);
@@ -619,6 +622,7 @@ main(int argc, char **argv)
 		    db_async_pending(database));
 	reconcile_init(NULL);
 	credstore_init(NULL, NULL);
+	scheduler_free();
 	db_async_free(database);
 	credcrypt_free(master_keys);
 	auditdb_stop();
