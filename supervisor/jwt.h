@@ -2,8 +2,8 @@
  * Verification of Supabase access tokens (CONTRACTS §3): compact JWTs
  * signed HS256 with the project's JWT secret (its bytes as the key).  The
  * alg is pinned before any key is touched: "none", RS256, ES256 and any
- * other alg are refused (asymmetric keys from a JWKS are not supported
- * yet: api.jwks_url is refused at start).  Then exp (required) and nbf (if
+ * other alg are refused, naming the alg (asymmetric keys from a JWKS are
+ * not supported yet: vetsyncd warns at start when api.jwks_url is set).  Then exp (required) and nbf (if
  * present) are held against the clock with a leeway, aud against the
  * expected audience (a string or an array holding it), iss against the
  * expected issuer when one is configured, and sub must be a UUID when

@@ -24,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=63
+N=68
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "api case $i" "$1"; done
@@ -56,10 +56,12 @@ tmp=$(mktemp -d /tmp/vetsync-api.XXXXXX)
 chmod 755 "$tmp"
 simpid=
 daemon=
+daemon2=
 ssepid=
 cleanup() {
 	[ -n "$ssepid" ] && kill "$ssepid" 2>/dev/null
 	[ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
+	[ -n "$daemon2" ] && kill -KILL "$daemon2" 2>/dev/null
 	[ -n "$simpid" ] && kill "$simpid" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -122,11 +124,14 @@ body_max = $body_max
 [instance]
 name = api$$
 CONF
-CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncd" -d \
-    -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" -s "$tmp/state" \
+# VS_API_DAEMON: another vetsyncd binary, e.g. one built with
+# --enable-sanitizers (the workers stay those of this build: their policy
+# refuses ASan).  valgrind cannot run vetsyncd: it compiles seccomp filters.
+CREDENTIALS_DIRECTORY="$tmp/creds" "${VS_API_DAEMON:-$top_builddir/vetsyncd}" \
+    -d -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" -s "$tmp/state" \
     2>"$tmp/vetsyncd.log" &
 daemon=$!
-wait_for 10 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
+wait_for 60 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
 ctl() { CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncctl" \
     -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" "$@"; }
 cred() { sql "select $2 from idexx_credentials where user_id = '$1'"; }
@@ -444,6 +449,42 @@ ssepid=
 subs() { curl -s "$api/metrics" | grep -q '^vetsync_events_subscribers 0'; }
 check "a subscriber that left is dropped (subscribers 0)" wait_for 20 subs
 
+# --- TLS -------------------------------------------------------------------
+# A second vetsyncd serving the API over TLS (api.tls_cert / api.tls_key).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1
+chmod 600 "$tmp/tls.key"
+tport=$(python3 -c 'import socket; s = socket.socket();
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$tmp/state2"
+sed -e "s|^listen = .*|listen = 127.0.0.1:$tport\\ntls_cert = $tmp/tls.crt\\ntls_key = $tmp/tls.key|" \
+    -e "s|^name = .*|name = tls$$|" "$tmp/vetsyncd.conf" >"$tmp/tls.conf"
+CREDENTIALS_DIRECTORY="$tmp/creds" "${VS_API_DAEMON:-$top_builddir/vetsyncd}" \
+    -d -c "$tmp/tls.conf" -S "$tmp/control2.sock" -s "$tmp/state2" \
+    2>"$tmp/tls.log" &
+daemon2=$!
+tls_up() {
+	[ "$(curl -s -m 5 --cacert "$tmp/tls.crt" -o "$tmp/body" \
+	    -w '%{http_code}' "https://127.0.0.1:$tport/health")" = 200 ]
+}
+check "TLS: /health over https with the configured certificate" \
+    wait_for 20 tls_up
+c=$(curl -s -m 5 --cacert "$tmp/tls.crt" -o "$tmp/body" -w '%{http_code}' \
+    -H "Authorization: Bearer $(jwt "$(claims $U)" another-projects-secret)" \
+    "https://127.0.0.1:$tport/api/idexx/sync-status")
+check "TLS: a forged token over TLS: 401 JSON ($c)" \
+    is_error "$c" 401 "signature"
+c=$(curl -s -m 5 -o /dev/null -w '%{http_code}' \
+    "http://127.0.0.1:$tport/health" 2>/dev/null)
+check "TLS: plain HTTP to the TLS port gets no answer ($c)" test "$c" = 000
+check "TLS: the log says TLS" grep -q "api: listening on 127.0.0.1:$tport (TLS)" \
+    "$tmp/tls.log"
+kill -TERM $daemon2
+wait $daemon2; rc=$?
+daemon2=
+check "TLS: that vetsyncd stops cleanly ($rc)" test $rc -eq 0
+
 # --- no secret anywhere ----------------------------------------------------
 leaks() {
 	for p in password-1 password-2 wrong-password-x pass-secret-zz1 \
@@ -461,7 +502,7 @@ check "the refusals are logged with their reason" \
     grep -q 'token refused: token: signature does not match' \
     "$tmp/vetsyncd.log"
 kill -TERM $daemon
-wait_for 20 sh -c "! kill -0 $daemon 2>/dev/null"
+wait_for 60 sh -c "! kill -0 $daemon 2>/dev/null"
 check "SIGTERM: vetsyncd stops with the API up" \
     sh -c "! kill -0 $daemon 2>/dev/null"
 wait $daemon; rc=$?
