@@ -27,6 +27,7 @@
 
 #include "supervisor/audit.h"
 #include "supervisor/db.h"
+#include "supervisor/discharge.h"
 #include "supervisor/reconcile.h"
 #include "supervisor/workers.h"
 
@@ -393,6 +394,8 @@ consultation_json(const Vetsync__Consultation *c)
 		set_str(o, "pid", c->patient->id);
 		set_str(o, "pname", c->patient->name);
 	}
+	if (c->client != NULL)	/* the discharge call's number */
+		set_str(o, "phone", c->client->phone);
 	json_object_set_new(o, "completed", json_boolean(
 	    strcasecmp(st, "completed") == 0 ||
 	    strcasecmp(st, "complete") == 0 ||
@@ -598,6 +601,8 @@ reconcile_finish(struct reconcile *r, const struct worker_outcome *o)
 		(void)db_unit_add_prepared(u,
 		    r->kind == WORKER_JOB_RECONCILE_NOTES ? sql_notes :
 		    sql_schedule, 3, p);
+		if (r->kind == WORKER_JOB_RECONCILE_NOTES)
+			discharge_outbox_add(u, r->user, records);
 	}
 	snprintf(synced, sizeof(synced), "%zu", o->result_ok ?
 	    r->consultations - r->dropped : 0);

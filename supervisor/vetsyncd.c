@@ -47,6 +47,7 @@
 #include "supervisor/credentials.h"
 #include "supervisor/credstore.h"
 #include "supervisor/db.h"
+#include "supervisor/discharge.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/kmsg.h"
 #include "supervisor/notify.h"
@@ -594,6 +595,8 @@ main(int argc, char **argv)
 	    sv->config->workers.job_timeout_ms);
 	start_credentials();
 	scheduler_start(sv->base, database);
+	if (discharge_start(database, sv->config->instance.name) < 0)
+		fatalx("discharge calls cannot start (see above)");
 	/* Syncs do not depend on the API: without it they still run. */
 	if (api_start(database, err, sizeof(err)) < 0)
 		log_warnx("%s: running without the HTTP API", err);
@@ -613,6 +616,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 	audit_record("supervisor_stopped", NULL, 0, NULL);
 	control_close();
+	discharge_stop();	/* before api_stop(): it holds requests */
 	api_stop();
 	clinics_free_all();
 	workers_release();

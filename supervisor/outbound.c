@@ -1,0 +1,457 @@
+/*
+ * Outgoing HTTP on the event loop (see outbound.h): libcurl's multi
+ * interface with libevent doing the waiting, as in curl's hiperfifo
+ * example.  libcurl says which sockets to watch (socket_cb) and when to
+ * wake it (timer_cb); each event hands the socket back to
+ * curl_multi_socket_action(), and finished transfers are collected after
+ * every call.  Callbacks run from those events, never from inside
+ * libcurl, so a callback may send new requests; outbound_send() only adds
+ * the transfer (libcurl asks for a timer to start it), so it never calls
+ * back before it returns.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include "supervisor/outbound.h"
+
+#define DEFAULT_TIMEOUT_MS	30000
+
+struct outbound_headers {
+	struct buf raw;		/* "Name: value\r\n" lines of the last answer */
+};
+
+struct transfer {
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;			/* the request's, owned */
+	struct buf response;
+	struct outbound_headers rheaders;
+	bool too_big;
+	char errbuf[CURL_ERROR_SIZE];
+	char host[128];
+	outbound_cb *cb;
+	void *arg;
+	struct transfer *next, *prev;
+};
+
+static struct {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	struct transfer *head;
+	size_t pending;
+	bool curl_global;
+} ob;
+
+static void check_done(void);
+
+static void
+list_remove(struct transfer *t)
+{
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		ob.head = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	t->next = t->prev = NULL;
+	ob.pending--;
+}
+
+static void
+transfer_free(struct transfer *t)
+{
+	if (t == NULL)
+		return;
+	if (t->easy != NULL)
+		curl_easy_cleanup(t->easy);
+	curl_slist_free_all(t->headers);
+	free(t->body);
+	buf_release(&t->response);
+	buf_release(&t->rheaders.raw);
+	free(t);
+}
+
+/* Run t's callback and free it. */
+static void
+finish(struct transfer *t, int error, const char *text, long status)
+{
+	struct outbound_response resp;
+
+	memset(&resp, 0, sizeof(resp));
+	resp.error = error;
+	resp.error_text = text != NULL ? text : "";
+	resp.status = error < 0 ? 0 : status;
+	resp.body = t->response.data != NULL ? t->response.data : "";
+	resp.len = t->response.len;
+	resp.headers = &t->rheaders;
+	if (t->cb != NULL)
+		t->cb(&resp, t->arg);
+	transfer_free(t);
+}
+
+static int
+errno_of(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -ECONNREFUSED;
+	case CURLE_WRITE_ERROR:
+		return -EMSGSIZE;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EPROTO;
+	}
+}
+
+static void
+check_done(void)
+{
+	struct transfer *t;
+	CURLMsg *m;
+	char text[OUTBOUND_ERR_MAX + CURL_ERROR_SIZE + 128];
+	long status;
+	int left, e;
+
+	while ((m = curl_multi_info_read(ob.multi, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		t = NULL;
+		(void)curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&t);
+		if (t == NULL)
+			continue;
+		curl_multi_remove_handle(ob.multi, t->easy);
+		list_remove(t);
+		if (m->data.result == CURLE_OK) {
+			status = 0;
+			(void)curl_easy_getinfo(t->easy,
+			    CURLINFO_RESPONSE_CODE, &status);
+			finish(t, 0, NULL, status);
+			continue;
+		}
+		e = t->too_big ? -EMSGSIZE : errno_of(m->data.result);
+		if (t->too_big)
+			snprintf(text, sizeof(text), "%s: response body over "
+			    "its limit", t->host);
+		else
+			snprintf(text, sizeof(text), "%s: %s", t->host,
+			    t->errbuf[0] != '\0' ? t->errbuf :
+			    curl_easy_strerror(m->data.result));
+		finish(t, e, text, 0);
+	}
+}
+
+static void
+event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int flags = 0, running;
+
+	(void)arg;
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(ob.multi, fd, flags, &running);
+	check_done();
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	curl_multi_socket_action(ob.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct event *ev = socketp;
+	short kind = EV_PERSIST;
+
+	(void)easy;
+	(void)userp;
+	if (what == CURL_POLL_REMOVE) {
+		if (ev != NULL)
+			event_free(ev);
+		curl_multi_assign(ob.multi, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (ev != NULL)
+		event_free(ev);
+	if ((ev = event_new(ob.base, s, kind, event_cb, NULL)) == NULL)
+		fatalx("out of memory");
+	event_add(ev, NULL);
+	curl_multi_assign(ob.multi, s, ev);
+	return 0;
+}
+
+static int
+timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct timeval tv;
+
+	(void)multi;
+	(void)userp;
+	if (timeout_ms < 0) {
+		evtimer_del(ob.timer);
+		return 0;
+	}
+	/* Zero: act from the loop, never from inside libcurl. */
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(ob.timer, &tv);
+	return 0;
+}
+
+static size_t
+write_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct transfer *t = arg;
+
+	if (buf_append(&t->response, p, size * n) < 0) {
+		t->too_big = true;
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t
+header_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct transfer *t = arg;
+	size_t len = size * n;
+
+	/* A new status line (after a 100 Continue): only the last counts. */
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0)
+		buf_reset(&t->rheaders.raw);
+	else if (buf_append(&t->rheaders.raw, p, len) < 0)
+		return 0;
+	return len;
+}
+
+int
+outbound_init(struct event_base *base)
+{
+	if (ob.multi != NULL)
+		return 0;
+	if (!ob.curl_global) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -ENOMEM;
+		ob.curl_global = true;
+	}
+	ob.base = base;
+	if ((ob.multi = curl_multi_init()) == NULL)
+		return -ENOMEM;
+	if ((ob.timer = evtimer_new(base, timeout_cb, NULL)) == NULL) {
+		curl_multi_cleanup(ob.multi);
+		ob.multi = NULL;
+		return -ENOMEM;
+	}
+	curl_multi_setopt(ob.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(ob.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	return 0;
+}
+
+void
+outbound_free(void)
+{
+	struct transfer *t;
+
+	if (ob.multi == NULL)
+		return;
+	while ((t = ob.head) != NULL) {
+		curl_multi_remove_handle(ob.multi, t->easy);
+		list_remove(t);
+		finish(t, -ECANCELED, "cancelled: vetsyncd is stopping", 0);
+	}
+	curl_multi_cleanup(ob.multi);
+	ob.multi = NULL;
+	event_free(ob.timer);
+	ob.timer = NULL;
+	if (ob.curl_global) {
+		curl_global_cleanup();
+		ob.curl_global = false;
+	}
+}
+
+size_t
+outbound_pending(void)
+{
+	return ob.pending;
+}
+
+/* Header text: printable, no CR or LF, a name before ':'. */
+static bool
+header_valid(const char *h)
+{
+	const char *colon = strchr(h, ':');
+
+	if (colon == NULL || colon == h)
+		return false;
+	for (; *h != '\0'; h++)
+		if ((unsigned char)*h < 0x20 && *h != '\t')
+			return false;
+	return true;
+}
+
+static void
+url_host(const char *url, char *out, size_t outsz)
+{
+	const char *p = strstr(url, "://"), *e;
+	size_t n;
+
+	p = p != NULL ? p + 3 : url;
+	e = p + strcspn(p, "/?#");
+	n = (size_t)(e - p) < outsz - 1 ? (size_t)(e - p) : outsz - 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	/* Userinfo would be a secret: keep what follows it. */
+	if ((e = strrchr(out, '@')) != NULL)
+		memmove(out, e + 1, strlen(e + 1) + 1);
+}
+
+int
+outbound_send(const struct outbound_request *r, outbound_cb *cb, void *arg)
+{
+	struct transfer *t = NULL;
+	const char *m = r->method;
+	int e = -ENOMEM;
+
+	if (ob.multi == NULL)
+		return -ESHUTDOWN;
+	if (m == NULL || r->url == NULL ||
+	    (strncasecmp(r->url, "http://", 7) != 0 &&
+	    strncasecmp(r->url, "https://", 8) != 0) ||
+	    strpbrk(r->url, " \r\n") != NULL)
+		return -EINVAL;
+	if (strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0 &&
+	    strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0 &&
+	    strcmp(m, "PATCH") != 0)
+		return -EINVAL;
+	t = xcalloc(1, sizeof(*t));
+	buf_init(&t->response, r->response_max > 0 ? r->response_max :
+	    OUTBOUND_RESPONSE_MAX);
+	buf_init(&t->rheaders.raw, OUTBOUND_RHEADERS_MAX);
+	url_host(r->url, t->host, sizeof(t->host));
+	t->cb = cb;
+	t->arg = arg;
+	for (size_t i = 0; i < OUTBOUND_HEADERS_MAX && r->headers[i] != NULL;
+	    i++) {
+		struct curl_slist *l;
+
+		if (!header_valid(r->headers[i])) {
+			e = -EINVAL;
+			goto bad;
+		}
+		if ((l = curl_slist_append(t->headers, r->headers[i])) == NULL)
+			goto bad;
+		t->headers = l;
+	}
+	if ((t->easy = curl_easy_init()) == NULL)
+		goto bad;
+	curl_easy_setopt(t->easy, CURLOPT_URL, r->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS,
+	    CURLPROTO_HTTP | CURLPROTO_HTTPS);
+#endif
+	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(r->timeout_ms > 0 ?
+	    r->timeout_ms : DEFAULT_TIMEOUT_MS));
+	curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, m);
+	if (r->body != NULL || strcmp(m, "POST") == 0 ||
+	    strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0) {
+		t->body = xmalloc(r->len + 1);
+		if (r->len > 0)
+			memcpy(t->body, r->body, r->len);
+		t->body[r->len] = '\0';
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
+		curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)r->len);
+	} else if (strcmp(m, "GET") == 0)
+		curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	if (curl_multi_add_handle(ob.multi, t->easy) != CURLM_OK)
+		goto bad;
+	t->next = ob.head;
+	if (ob.head != NULL)
+		ob.head->prev = t;
+	ob.head = t;
+	ob.pending++;
+	return 0;
+bad:
+	transfer_free(t);
+	return e;
+}
+
+const char *
+outbound_header(const struct outbound_headers *h, const char *name)
+{
+	static char value[1024];
+	const char *p, *end, *found = NULL;
+	size_t nlen = strlen(name), vlen = 0;
+
+	if (h == NULL || h->raw.data == NULL)
+		return NULL;
+	p = h->raw.data;
+	end = p + h->raw.len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *v;
+
+		if (eol == NULL)
+			eol = end;
+		if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 &&
+		    p[nlen] == ':') {
+			v = p + nlen + 1;
+			while (v < eol && (*v == ' ' || *v == '\t'))
+				v++;
+			vlen = (size_t)(eol - v);
+			while (vlen > 0 && (v[vlen - 1] == '\r' ||
+			    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			found = v;
+		}
+		p = eol + 1;
+	}
+	if (found == NULL)
+		return NULL;
+	if (vlen >= sizeof(value))
+		vlen = sizeof(value) - 1;
+	memcpy(value, found, vlen);
+	value[vlen] = '\0';
+	return value;
+}
