@@ -24,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=68
+N=71
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "api case $i" "$1"; done
@@ -131,6 +131,7 @@ CREDENTIALS_DIRECTORY="$tmp/creds" "${VS_API_DAEMON:-$top_builddir/vetsyncd}" \
     -d -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" -s "$tmp/state" \
     2>"$tmp/vetsyncd.log" &
 daemon=$!
+diag "vetsyncd: ${VS_API_DAEMON:-$top_builddir/vetsyncd}"
 wait_for 60 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
 ctl() { CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncctl" \
     -c "$tmp/vetsyncd.conf" -S "$tmp/control.sock" "$@"; }
@@ -162,8 +163,11 @@ claims() {
 TU=$(jwt "$(claims $U)")
 TV=$(jwt "$(claims $V)")
 TNOUSER=$(jwt "$(claims $NOUSER)")
-TADMIN=$(jwt "{\"iss\":\"supabase\",\"ref\":\"vetsync-test\",\"role\":\"service_role\",\"iat\":$(now),\"exp\":$(($(now) + 600))}")
-TAPPADMIN=$(jwt "$(claims $V 3600 authenticated ',"app_metadata":{"role":"admin"}')")
+# A service key (Supabase's API-key token: no sub, no aud).
+TADMIN=$(jwt "$(printf '{"iss":"supabase","ref":"vetsync-test",%s%d,%s%d}' \
+    '"role":"service_role","iat":' "$(now)" '"exp":' $(($(now) + 600)))")
+TAPPADMIN=$(jwt "$(claims $V 3600 authenticated \
+    ',"app_metadata":{"role":"admin"}')")
 
 # req METHOD PATH [TOKEN] [BODY]: status code on stdout, body in $tmp/body
 req() {
@@ -191,8 +195,11 @@ check "health: database true, workers and clinics are numbers" \
 curl -s -D "$tmp/mh" -o "$tmp/metrics" "$api/metrics"
 check "metrics: text/plain; version=0.0.4" \
     grep -q -i '^content-type: text/plain; version=0.0.4' "$tmp/mh"
-bad=$(grep -n -v -E '^(# HELP vetsync_[a-z_]+ [^\\]+|# TYPE vetsync_[a-z_]+ (counter|gauge)|vetsync_[a-z_]+(\{[a-z_]+="[a-z0-9_]+"(,[a-z_]+="[a-z0-9_]+")*\})? [0-9]+(\.[0-9]+)?)$' \
-    "$tmp/metrics" | head -3)
+help='# HELP vetsync_[a-z_]+ [^\\]+'
+type='# TYPE vetsync_[a-z_]+ (counter|gauge)'
+label='[a-z_]+="[a-z0-9_]+"'
+sample="vetsync_[a-z_]+(\\{$label(,$label)*\\})? [0-9]+(\\.[0-9]+)?"
+bad=$(grep -n -v -E "^($help|$type|$sample)\$" "$tmp/metrics" | head -3)
 check "metrics: every line is HELP, TYPE or a sample ($bad)" \
     test -z "$bad" -a -s "$tmp/metrics"
 check "metrics: the last line ends with a newline" \
@@ -218,8 +225,9 @@ body='{"username":"vet1@clinic1.test","password":"password-1"}'
 c=$(req POST /api/idexx/configure-credentials "" "$body")
 check "no token: 401 naming the Authorization header ($c)" \
     is_error "$c" 401 "authorization"
-c=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST -H "Authorization: Basic dTpw" \
-    --data-binary "$body" "$api/api/idexx/configure-credentials")
+c=$(curl -s -o "$tmp/body" -w '%{http_code}' -X POST \
+    -H "Authorization: Basic dTpw" --data-binary "$body" \
+    "$api/api/idexx/configure-credentials")
 check "not a Bearer token: 401 ($c)" is_error "$c" 401 "bearer"
 c=$(req POST /api/idexx/configure-credentials \
     "$(jwt "$(claims $U)" another-projects-secret)" "$body")
@@ -250,8 +258,9 @@ check "configure: valid credentials: 200, success, valid, dated ($c)" \
     sh -c "[ $c = 200 ] && jq -e '.success == true and
     .validationStatus == \"valid\" and (.lastValidated | length) > 0 and
     (has(\"ok\") | not)' '$tmp/body' >/dev/null"
-check "configure: the row is stored, active and valid ($(cred $U "state || ' ' || validation_status"))" \
-    test "$(cred $U "state || ' ' || validation_status")" = "active valid"
+row=$(cred $U "state || ' ' || validation_status")
+check "configure: the row is stored, active and valid ($row)" \
+    test "$row" = "active valid"
 before=$(cred $U "encrypted_password || updated_at")
 c=$(req POST /api/idexx/configure-credentials "$TU" \
     '{"username":"vet1@clinic1.test","password":"wrong-password-x"}')
@@ -290,7 +299,7 @@ check "configure: a body far over the limit: 413 ($c)" test "$c" = 413
 c=$(req POST /api/idexx/configure-credentials "$TV" \
     '{"username":"vet2@clinic2.test","password":"password-2"}')
 check "configure: a second clinic: 200 valid ($c)" \
-    sh -c "[ $c = 200 ] && [ \"\$(jq -r .validationStatus '$tmp/body')\" = valid ]"
+    test "$c" = 200 -a "$(jb .validationStatus)" = valid
 
 # --- events, trigger-sync, sync-status -------------------------------------
 curl -s -N -m 120 "$api/api/idexx/events" >"$tmp/sse" 2>/dev/null &
@@ -303,8 +312,11 @@ check "trigger-sync: 202, queued ($c: $(cat "$tmp/body"))" \
     sh -c "[ $c = 202 ] && jq -e '.queued == true and
     (.state | type == \"string\")' '$tmp/body' >/dev/null"
 check "trigger-sync: the clinic syncs" wait_for 60 sessions_ge $U 1
-job_end() { grep -q "^data: .*\"clinic\":\"$U\".*\"kind\":\"reconcile_notes\"" "$tmp/sse" &&
-    grep -q '^event: job_end' "$tmp/sse"; }
+job_end() {
+	grep -q '^event: job_end' "$tmp/sse" &&
+	    grep -q "^data: .*\"clinic\":\"$U\".*\"kind\":\"reconcile_notes\"" \
+	    "$tmp/sse"
+}
 check "events: a job_end event of the clinic's notes job arrives" \
     wait_for 20 job_end
 check "events: and its job_start" grep -q '^event: job_start' "$tmp/sse"
@@ -448,6 +460,20 @@ kill "$ssepid" 2>/dev/null
 ssepid=
 subs() { curl -s "$api/metrics" | grep -q '^vetsync_events_subscribers 0'; }
 check "a subscriber that left is dropped (subscribers 0)" wait_for 20 subs
+pids=
+for i in $(seq 32); do
+	curl -s -N -m 60 -o /dev/null "$api/api/idexx/events" 2>/dev/null &
+	pids="$pids $!"
+done
+subs32() { curl -s "$api/metrics" |
+    grep -q '^vetsync_events_subscribers 32'; }
+wait_for 20 subs32
+c=$(req GET /api/idexx/events)
+check "events: the 33rd subscriber gets 503 naming the limit ($c)" \
+    is_error "$c" 503 "32 subscribers"
+kill $pids 2>/dev/null
+wait $pids 2>/dev/null
+check "events: the 32 that left are dropped" wait_for 20 subs
 
 # --- TLS -------------------------------------------------------------------
 # A second vetsyncd serving the API over TLS (api.tls_cert / api.tls_key).
@@ -458,7 +484,9 @@ chmod 600 "$tmp/tls.key"
 tport=$(python3 -c 'import socket; s = socket.socket();
 s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/state2"
-sed -e "s|^listen = .*|listen = 127.0.0.1:$tport\\ntls_cert = $tmp/tls.crt\\ntls_key = $tmp/tls.key|" \
+sed -e "s|^listen = .*|listen = 127.0.0.1:$tport|" \
+    -e "/^listen = /a tls_cert = $tmp/tls.crt" \
+    -e "/^listen = /a tls_key = $tmp/tls.key" \
     -e "s|^name = .*|name = tls$$|" "$tmp/vetsyncd.conf" >"$tmp/tls.conf"
 CREDENTIALS_DIRECTORY="$tmp/creds" "${VS_API_DAEMON:-$top_builddir/vetsyncd}" \
     -d -c "$tmp/tls.conf" -S "$tmp/control2.sock" -s "$tmp/state2" \
@@ -478,8 +506,8 @@ check "TLS: a forged token over TLS: 401 JSON ($c)" \
 c=$(curl -s -m 5 -o /dev/null -w '%{http_code}' \
     "http://127.0.0.1:$tport/health" 2>/dev/null)
 check "TLS: plain HTTP to the TLS port gets no answer ($c)" test "$c" = 000
-check "TLS: the log says TLS" grep -q "api: listening on 127.0.0.1:$tport (TLS)" \
-    "$tmp/tls.log"
+check "TLS: the log says TLS" \
+    grep -q "api: listening on 127.0.0.1:$tport (TLS)" "$tmp/tls.log"
 kill -TERM $daemon2
 wait $daemon2; rc=$?
 daemon2=
@@ -508,4 +536,7 @@ check "SIGTERM: vetsyncd stops with the API up" \
 wait $daemon; rc=$?
 daemon=
 check "SIGTERM: exit 0 ($rc)" test $rc -eq 0
+check "no sanitizer report in the daemons' logs (with VS_API_DAEMON)" \
+    sh -c "! grep -E 'runtime error|AddressSanitizer|LeakSanitizer' \
+    '$tmp/vetsyncd.log' '$tmp/tls.log'"
 [ $tap_failed -eq 0 ] || sed "s/^/# /" "$tmp/vetsyncd.log" | tail -40
