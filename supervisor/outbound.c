@@ -240,16 +240,25 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+/* Each header line is kept as "Name: value" and its NUL, trimmed. */
 static size_t
 header_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct transfer *t = arg;
-	size_t len = size * n;
+	size_t len = size * n, keep = len;
 
 	/* A new status line (after a 100 Continue): only the last counts. */
-	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0)
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		buf_reset(&t->rheaders.raw);
-	else if (buf_append(&t->rheaders.raw, p, len) < 0)
+		return len;
+	}
+	while (keep > 0 && (p[keep - 1] == '\r' || p[keep - 1] == '\n' ||
+	    p[keep - 1] == ' ' || p[keep - 1] == '\t'))
+		keep--;
+	if (keep == 0 || memchr(p, '\0', keep) != NULL)
+		return len;
+	if (buf_append(&t->rheaders.raw, p, keep) < 0 ||
+	    buf_append(&t->rheaders.raw, "", 1) < 0)
 		return 0;
 	return len;
 }
@@ -420,38 +429,18 @@ bad:
 const char *
 outbound_header(const struct outbound_headers *h, const char *name)
 {
-	static char value[1024];
 	const char *p, *end, *found = NULL;
-	size_t nlen = strlen(name), vlen = 0;
+	size_t nlen = strlen(name);
 
 	if (h == NULL || h->raw.data == NULL)
 		return NULL;
-	p = h->raw.data;
-	end = p + h->raw.len;
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *v;
-
-		if (eol == NULL)
-			eol = end;
-		if ((size_t)(eol - p) > nlen && strncasecmp(p, name, nlen) == 0 &&
-		    p[nlen] == ':') {
-			v = p + nlen + 1;
-			while (v < eol && (*v == ' ' || *v == '\t'))
-				v++;
-			vlen = (size_t)(eol - v);
-			while (vlen > 0 && (v[vlen - 1] == '\r' ||
-			    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-				vlen--;
-			found = v;
-		}
-		p = eol + 1;
+	for (p = h->raw.data, end = p + h->raw.len; p < end;
+	    p += strlen(p) + 1) {
+		if (strncasecmp(p, name, nlen) != 0 || p[nlen] != ':')
+			continue;
+		found = p + nlen + 1;
+		while (*found == ' ' || *found == '\t')
+			found++;
 	}
-	if (found == NULL)
-		return NULL;
-	if (vlen >= sizeof(value))
-		vlen = sizeof(value) - 1;
-	memcpy(value, found, vlen);
-	value[vlen] = '\0';
-	return value;
+	return found;
 }

@@ -25,7 +25,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=44
+N=45
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "discharge case $i" "$1"; done
@@ -362,10 +362,16 @@ simctl '{"qstash_slow_ms": 0}'
 start_daemon
 check "restarted: every clinic-three row published" wait_for 60 all_in $U3 published
 check "the re-publish was deduplicated by QStash" test "$(qs .stats.deduplicated)" -ge 1
+# VAPI fails the first two dials with a 503: no call was made, so those
+# rows stay claimed for a retry, QStash is answered 500 and delivers again.
+simctl '{"vapi_fail_next": 2, "vapi_fail_code": 503}'
 simctl '{"qstash_advance": 6048000}'
-check "clinic three: every call dialled" wait_for 60 all_in $U3 completed
+check "clinic three: every call dialled" wait_for 90 all_in $U3 completed
 check "after the kill, each call dialled exactly once" sh -c \
     "[ $(dialled $U3) -eq $r3 ] && [ $(dialled_distinct $U3) -eq $r3 ]"
+retried() { [ "$(qs .stats.retries)" -ge 2 ] &&
+    [ "$(audits discharge_dialled $U3 retry)" -ge 2 ]; }
+check "VAPI's 503s: QStash redelivered, audited as retries" wait_for 20 retried
 check "VAPI calls in all: exactly one per row ($(vapi '.calls | length'))" \
     test "$(vapi '.calls | length')" -eq "$((r1 + r2 + r3))"
 check "no row claimed without an outcome, none failed" test "$(num "$(sql \
