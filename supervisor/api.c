@@ -278,6 +278,26 @@ reply_text(struct api_request *ar, const char *type, struct evbuffer *out)
 }
 
 /*
+ * Wipe and empty an evbuffer in place, chunk by chunk (evbuffer_pullup()
+ * would copy the bytes and free the old chunks unwiped).
+ */
+static void
+wipe_buffer(struct evbuffer *b)
+{
+	struct evbuffer_iovec *v;
+	int n;
+
+	if ((n = evbuffer_peek(b, -1, NULL, NULL, 0)) > 0) {
+		v = xcalloc((size_t)n, sizeof(*v));
+		n = evbuffer_peek(b, -1, NULL, v, n);
+		for (int i = 0; i < n; i++)
+			explicit_bzero(v[i].iov_base, v[i].iov_len);
+		free(v);
+	}
+	evbuffer_drain(b, evbuffer_get_length(b));
+}
+
+/*
  * The request's body as a JSON object, or NULL after answering 400.  The
  * body is wiped once parsed: it may hold a password.  An empty body is
  * an empty object when optional.
@@ -288,7 +308,7 @@ body_json(struct api_request *ar, bool required)
 	struct evbuffer *in = evhttp_request_get_input_buffer(ar->req);
 	size_t len = evbuffer_get_length(in);
 	json_error_t jerr;
-	unsigned char *data;
+	char *data;
 	json_t *j;
 
 	if (len == 0) {
@@ -297,10 +317,13 @@ body_json(struct api_request *ar, bool required)
 		reply_error(ar, 400, "body: a JSON object is required");
 		return NULL;
 	}
-	data = evbuffer_pullup(in, -1);
-	j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+	data = xmalloc(len);
+	if (evbuffer_copyout(in, data, len) != (ev_ssize_t)len)
+		fatalx("api: cannot copy a request body out");
+	wipe_buffer(in);
+	j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	explicit_bzero(data, len);
-	evbuffer_drain(in, len);
+	free(data);
 	if (j == NULL) {
 		reply_error(ar, 400, "body is not JSON (line %d, column %d)",
 		    jerr.line, jerr.column);
