@@ -21,6 +21,7 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/credstore.h"
+#include "supervisor/jobspec.h"
 #include "supervisor/reconcile.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/vault.h"
@@ -50,6 +51,10 @@ struct clinic {
 	/* ... and the waiter of the one running. */
 	bool validating;
 	bool manual;		/* an operator asked for the queued work */
+	/* An operator's window for the next job of kind win_kind. */
+	bool has_window;
+	enum worker_job_kind win_kind;
+	char win_start[JOBSPEC_WINDOW_LEN], win_end[JOBSPEC_WINDOW_LEN];
 	clinic_validate_cb *run_cb;
 	void *run_arg;
 	struct clinic *hash_next;
@@ -203,6 +208,25 @@ clinic_request(const char *id, enum worker_job_kind kind, bool manual)
 	clinic_enqueue(c);
 	clinics_pump();
 	return 0;
+}
+
+int
+clinic_request_window(const char *id, enum worker_job_kind kind,
+    const char *start, const char *end)
+{
+	struct clinic *c;
+
+	if (!clinic_id_valid(id))
+		return -EINVAL;
+	if (sv->stopping)
+		return -ESHUTDOWN;
+	/* Set first: the request may start the job at once. */
+	c = clinic_get(id);
+	c->has_window = true;
+	c->win_kind = kind;
+	snprintf(c->win_start, sizeof(c->win_start), "%s", start);
+	snprintf(c->win_end, sizeof(c->win_end), "%s", end);
+	return clinic_request(id, kind, true);
 }
 
 /* Drop new credentials still waiting for their job; their waiter hears. */
@@ -377,6 +401,7 @@ clinic_skip(struct clinic *c, uint64_t job, enum clinic_hold why,
 {
 	json_t *f = json_object();
 
+	jobspec_window_drop(job);
 	n_running--;
 	clinic_set_hold(c, why);
 	c->last_outcome = why == CLINIC_HOLD_REVOKED ? "revoked" :
@@ -399,6 +424,7 @@ clinic_creds_cb(int r, const char *error, struct vault_creds *creds,
 
 	if (c == NULL || !c->fetching || c->fetch_job != fc->job) {
 		/* Revoked or stopped meanwhile: nothing runs. */
+		jobspec_window_drop(fc->job);
 		if (creds != NULL) {
 			vault_creds_release(creds);
 			free(creds);
@@ -422,6 +448,7 @@ clinic_creds_cb(int r, const char *error, struct vault_creds *creds,
 		return;
 	}
 	if (r == -ECANCELED) {
+		jobspec_window_drop(job.id);
 		n_running--;
 		c->state = CLINIC_IDLE;
 		return;
@@ -455,6 +482,10 @@ clinic_run(struct clinic *c)
 	job.timezone = sv->config->schedule.default_timezone;
 	c->state = CLINIC_RUNNING;
 	c->manual = false;
+	if (c->has_window && c->win_kind == job.kind) {
+		jobspec_window_set(job.id, c->win_start, c->win_end);
+		c->has_window = false;
+	}
 	n_running++;
 	if (job.kind == WORKER_JOB_VALIDATE_CREDENTIALS &&
 	    c->validate_creds != NULL) {
@@ -584,6 +615,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 	struct timeval tv;
 	uint64_t delay;
 
+	jobspec_window_drop(job->id);
 	c->worker = NULL;
 	n_running--;
 	if (c->validating) {

@@ -53,6 +53,15 @@ bool clinic_id_valid(const char *);
 int clinic_request(const char *id, enum worker_job_kind kind, bool manual);
 
 /*
+ * As clinic_request() from an operator, for the clinic-local dates start
+ * .. end ("YYYY-MM-DD HH:MM:SS", see jobspec_window_parse()) instead of
+ * the computed window: the clinic's next job of that kind uses them (a
+ * newer window replaces one not used yet).  Same returns.
+ */
+int clinic_request_window(const char *id, enum worker_job_kind kind,
+    const char *start, const char *end);
+
+/*
  * Validate new credentials (owned from here: wiped and freed when used or
  * dropped) with a VALIDATE_CREDENTIALS job for clinic id, queued like any
  * job (behind a running one), and released from a hold.  cb runs once,

@@ -27,6 +27,7 @@
 #include "supervisor/config.h"
 #include "supervisor/control.h"
 #include "supervisor/credentials.h"
+#include "supervisor/jobspec.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/workers.h"
 
@@ -139,6 +140,9 @@ cmd_sync(json_t *req)
 {
 	const char *clinic = json_string_value(json_object_get(req, "clinic"));
 	const char *kind = json_string_value(json_object_get(req, "kind"));
+	const char *from = json_string_value(json_object_get(req, "from"));
+	const char *to = json_string_value(json_object_get(req, "to"));
+	char start[JOBSPEC_WINDOW_LEN], end[JOBSPEC_WINDOW_LEN], err[160];
 	enum worker_job_kind k;
 	json_t *r;
 	int rc;
@@ -154,7 +158,16 @@ cmd_sync(json_t *req)
 	else
 		return error_answer("sync: unknown kind '%s' (notes, schedule "
 		    "or validate)", log_q(kind));
-	rc = clinic_request(clinic, k, true);
+	if ((from != NULL) != (to != NULL))
+		return error_answer("sync: a window needs both %s",
+		    "'from' and 'to'");
+	if (from != NULL && k == WORKER_JOB_VALIDATE_CREDENTIALS)
+		return error_answer("sync: %s", "a validation has no window");
+	if (from != NULL && jobspec_window_parse(from, to, start, end, err,
+	    sizeof(err)) < 0)
+		return error_answer("sync: %s", err);
+	rc = from != NULL ? clinic_request_window(clinic, k, start, end) :
+	    clinic_request(clinic, k, true);
 	if (rc == -EINVAL)
 		return error_answer("sync: invalid clinic id '%s' (1-64 of "
 		    "A-Z a-z 0-9 _ -, not starting with _)", log_q(clinic));

@@ -87,6 +87,101 @@ next_local_day(const char *tz, int64_t t, char *buf, size_t bufsz)
 	return 0;
 }
 
+/* Operators' windows of jobs not yet sent: few, short-lived. */
+struct window {
+	uint64_t job;
+	char start[JOBSPEC_WINDOW_LEN], end[JOBSPEC_WINDOW_LEN];
+	struct window *next;
+};
+static struct window *windows;
+
+static int
+parse_day(const char *s, struct tm *tm)
+{
+	const char *end;
+
+	memset(tm, 0, sizeof(*tm));
+	if (strlen(s) != 10 || (end = strptime(s, "%Y-%m-%d", tm)) == NULL ||
+	    *end != '\0')
+		return -EINVAL;
+	tm->tm_hour = 12;
+	return 0;
+}
+
+int
+jobspec_window_parse(const char *from, const char *to,
+    char start[JOBSPEC_WINDOW_LEN], char end[JOBSPEC_WINDOW_LEN], char *err,
+    size_t errsz)
+{
+	struct tm a, b, na, nb;
+	time_t ta, tb;
+
+	if (parse_day(from, &a) < 0 || parse_day(to, &b) < 0) {
+		snprintf(err, errsz, "window '%s'..'%s': dates are YYYY-MM-DD",
+		    log_q(from), log_q(to));
+		return -EINVAL;
+	}
+	/* timegm() normalises 2026-02-30: a date that changed was wrong. */
+	na = a;
+	nb = b;
+	ta = timegm(&na);
+	tb = timegm(&nb);
+	if (na.tm_mday != a.tm_mday || nb.tm_mday != b.tm_mday) {
+		snprintf(err, errsz, "window '%s'..'%s': no such date", from,
+		    to);
+		return -EINVAL;
+	}
+	if (tb < ta) {
+		snprintf(err, errsz, "window '%s'..'%s': --from is after --to",
+		    from, to);
+		return -EINVAL;
+	}
+	if ((tb - ta) / 86400 + 1 > JOBSPEC_WINDOW_DAYS_MAX) {
+		snprintf(err, errsz, "window '%s'..'%s': %lld days, over the "
+		    "%d-day limit", from, to,
+		    (long long)((tb - ta) / 86400 + 1), JOBSPEC_WINDOW_DAYS_MAX);
+		return -EINVAL;
+	}
+	snprintf(start, JOBSPEC_WINDOW_LEN, "%s 00:00:00", from);
+	snprintf(end, JOBSPEC_WINDOW_LEN, "%s 23:59:59", to);
+	return 0;
+}
+
+void
+jobspec_window_set(uint64_t job_id, const char *start, const char *end)
+{
+	struct window *w = xcalloc(1, sizeof(*w));
+
+	jobspec_window_drop(job_id);
+	w->job = job_id;
+	snprintf(w->start, sizeof(w->start), "%s", start);
+	snprintf(w->end, sizeof(w->end), "%s", end);
+	w->next = windows;
+	windows = w;
+}
+
+void
+jobspec_window_drop(uint64_t job_id)
+{
+	struct window **pp, *w;
+
+	for (pp = &windows; (w = *pp) != NULL; pp = &w->next)
+		if (w->job == job_id) {
+			*pp = w->next;
+			free(w);
+			return;
+		}
+}
+
+static const struct window *
+window_find(uint64_t job_id)
+{
+	for (const struct window *w = windows; w != NULL; w = w->next)
+		if (w->job == job_id)
+			return w;
+	return NULL;
+}
+
 int
 jobspec_url_host_port(const char *url, char *host, size_t hostsz,
     unsigned *ret_port)
@@ -210,6 +305,7 @@ jobspec_encode(const struct worker_job *job, uint8_t **ret_buf,
 	Vetsync__PinnedAddress pin = VETSYNC__PINNED_ADDRESS__INIT;
 	Vetsync__Credentials cr = VETSYNC__CREDENTIALS__INIT;
 	Vetsync__JobLimits lim = VETSYNC__JOB_LIMITS__INIT;
+	const struct window *win;
 	struct vault_creds creds;
 	char host[256], ip[64], start[32], end[32], day[16];
 	unsigned port;
@@ -242,7 +338,12 @@ jobspec_encode(const struct worker_job *job, uint8_t **ret_buf,
 	j.pinned = &pin;
 	j.site_profile = sv->profile_text;
 	j.time_zone = (char *)job->timezone;
-	if (job->kind == WORKER_JOB_RECONCILE_NOTES) {
+	if ((win = window_find(job->id)) != NULL &&
+	    job->kind != WORKER_JOB_VALIDATE_CREDENTIALS) {
+		/* An operator's window, as asked. */
+		j.window_start = (char *)win->start;
+		j.window_end = (char *)win->end;
+	} else if (job->kind == WORKER_JOB_RECONCILE_NOTES) {
 		if (jobspec_local_time(job->timezone,
 		    now - (int64_t)(cf->idexx.window_ms / 1000), start,
 		    sizeof(start)) < 0 ||

@@ -26,6 +26,25 @@ int jobspec_encode(const struct worker_job *, uint8_t **ret_buf,
 int jobspec_local_time(const char *tz, int64_t t, char *buf, size_t bufsz);
 
 /*
+ * An operator's window of clinic-local dates ("YYYY-MM-DD", from <= to,
+ * at most JOBSPEC_WINDOW_DAYS_MAX days): 0 with the window's first and
+ * last second ("YYYY-MM-DD HH:MM:SS") in start and end, or -EINVAL with
+ * what is wrong in err.
+ */
+#define JOBSPEC_WINDOW_DAYS_MAX	92
+#define JOBSPEC_WINDOW_LEN	20	/* "YYYY-MM-DD HH:MM:SS" and NUL */
+int jobspec_window_parse(const char *from, const char *to,
+    char start[JOBSPEC_WINDOW_LEN], char end[JOBSPEC_WINDOW_LEN], char *err,
+    size_t errsz);
+
+/*
+ * The window job_id's Job carries instead of the computed one (copied);
+ * jobspec_window_drop() forgets it (the job ended, or never ran).
+ */
+void jobspec_window_set(uint64_t job_id, const char *start, const char *end);
+void jobspec_window_drop(uint64_t job_id);
+
+/*
  * Split an http(s) URL into host and port (default 80/443).  Returns 0 or
  * -EINVAL.
  */

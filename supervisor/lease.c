@@ -334,6 +334,9 @@ claim_one_done(int r, const char *error, const struct db_result *rows,
 	}
 	if (ok && ldb != NULL)
 		lease_add(cc->user, cc->sent_ms);
+	/* A failed claim is as one taken elsewhere: asked again later. */
+	if (r < 0)
+		known = true;
 	if (r != -ECANCELED && ldb != NULL)
 		cc->one(cc->user, ok, known, cc->arg);
 	free(cc);

@@ -39,7 +39,10 @@ struct lease_claim {
 };
 
 typedef void lease_claimed_fn(const struct lease_claim *, void *arg);
-/* got: the lease is ours; exists: the user exists at all. */
+/*
+ * got: the lease is ours; exists: the user exists at all (a claim that
+ * failed says got false, exists true: ask again later).
+ */
 typedef void lease_one_fn(const char *user, bool got, bool exists,
     void *arg);
 typedef void lease_lost_fn(const char *user, void *arg);

@@ -319,13 +319,12 @@ lost_cb(const char *user, void *arg)
 {
 	struct plan *p = plan_find(user);
 
-	clinic_cancel(user, "its lease was lost");
-	if (p != NULL && !p->want) {
-		plan_free(p);
-		return;
-	}
-	if (p != NULL)
+	/* Before the cancel: the job's end may come back here at once. */
+	if (p != NULL && p->want)
 		p->kinds = 0;
+	else if (p != NULL)
+		plan_free(p);
+	clinic_cancel(user, "its lease was lost");
 }
 
 static void

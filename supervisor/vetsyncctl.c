@@ -44,7 +44,9 @@ usage(FILE *f)
 "commands:\n"
 "  status [--json]                      the daemon, its workers and clinics\n"
 "  sync --user ID [--kind notes|schedule|validate]\n"
-"                                       queue a job for a clinic now\n"
+"       [--from YYYY-MM-DD --to YYYY-MM-DD]\n"
+"                                       queue a job for a clinic now (for\n"
+"                                       those clinic-local dates)\n"
 "  policy show                          what confines the workers\n"
 "  migrate [--dry-run] [--dir DIR] [--conninfo CONNINFO]\n"
 "                                       apply the pending schema migrations\n"
@@ -207,9 +209,11 @@ cmd_sync(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "user", required_argument, NULL, 'u' },
 		{ "kind", required_argument, NULL, 'k' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *user = NULL, *kind = "notes";
+	const char *user = NULL, *kind = "notes", *from = NULL, *to = NULL;
 	json_t *req, *ans = NULL;
 	int ch, r;
 
@@ -222,6 +226,12 @@ cmd_sync(int argc, char **argv)
 		case 'k':
 			kind = optarg;
 			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
 		default:
 			return EXIT_USAGE;
 		}
@@ -230,8 +240,18 @@ cmd_sync(int argc, char **argv)
 		fprintf(stderr, "vetsyncctl sync: --user ID is required\n");
 		return EXIT_USAGE;
 	}
+	if ((from == NULL) != (to == NULL)) {
+		fprintf(stderr, "vetsyncctl sync: --from and --to go "
+		    "together\n");
+		return EXIT_USAGE;
+	}
 	req = json_pack("{s:s,s:s,s:s}", "cmd", "sync", "clinic", user,
 	    "kind", kind);
+	if (from != NULL) {
+		/* Checked by vetsyncd, which says what is wrong. */
+		json_object_set_new(req, "from", json_string(from));
+		json_object_set_new(req, "to", json_string(to));
+	}
 	r = ctl_ask(req, &ans);
 	json_decref(req);
 	if (r < 0)

@@ -30,7 +30,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=15
+N=19
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "scheduler case $i" "$1"; done
@@ -78,7 +78,7 @@ PGPASSWORD=$supw createdb -T template0 $db
 sql "alter role vetsync_daemon login password '$dpw'"
 
 "$sim" --port 0 --port-file "$tmp/port" --profile neo --timezone $tz \
-    --clinics 50 --consultations 6 --latency-ms 1 >"$tmp/sim.log" 2>&1 &
+    --clinics 51 --consultations 6 --latency-ms 1 >"$tmp/sim.log" 2>&1 &
 simpid=$!
 wait_for 10 test -s "$tmp/port" || diag "simulator did not start"
 url=http://127.0.0.1:$(cat "$tmp/port")
@@ -88,7 +88,7 @@ url=http://127.0.0.1:$(cat "$tmp/port")
 mkdir -p "$tmp/creds" "$tmp/state-a" "$tmp/state-b"
 chmod 700 "$tmp/creds"
 values=
-for i in $(seq 50); do
+for i in $(seq 51); do
 	u=$(uid $i)
 	printf 'vet%d@clinic%d.test\npassword-%d\nc%d\n' $i $i $i $i \
 	    >"$tmp/creds/idexx-$u"
@@ -306,6 +306,32 @@ check "no clinic synced by both instances at once ($overlap)" \
 nb=$(num "$(sql "select count(*) from idexx_sync_sessions
     where instance = 'sb'")")
 diag "sessions of the killed instance: $nb"
+
+# --- an operator's request with a window of dates ------------------------
+# User 51 has no credentials row: never scheduled, synced only when asked;
+# its lease is claimed on demand.
+M=$(uid 51)
+ctl() { "$top_builddir/vetsyncctl" -c "$tmp/sa.conf" -S "$tmp/sa.sock" "$@"; }
+err=$(ctl sync --user $M --from 2026-02-30 --to 2026-03-02 2>&1)
+check "a window with a date that does not exist is refused ($err)" \
+    sh -c "echo '$err' | grep -q \"no such date\""
+err=$(ctl sync --user $M --from 2026-03-10 --to 2026-03-01 2>&1)
+check "a window that ends before it starts is refused ($err)" \
+    sh -c "echo '$err' | grep -q 'from is after --to'"
+d1=$(TZ=$tz date -d '4 days ago' +%Y-%m-%d)
+d2=$(TZ=$tz date -d '2 days ago' +%Y-%m-%d)
+want=$(curl -s -G "$url/__sim/expected" --data-urlencode clinic=51 \
+    --data-urlencode "start=$d1 00:00:00" \
+    --data-urlencode "end=$d2 23:59:59" | jq '.consultations | length')
+ctl sync --user $M --from "$d1" --to "$d2" >/dev/null
+wait_for 30 test "$(completed $M)" -ge 1
+got=$(sql "select string_agg(consultations_synced::text, ' ')
+    from idexx_sync_sessions where user_id = '$M'")
+check "the window $d1..$d2 was synced, once: $got consultations (want $want)" \
+    test -n "$got" -a "$got" = "$want"
+held=$(sql "select coalesce(instance, '-') from clinic_leases
+    where user_id = '$M'")
+check "its lease was claimed on demand and freed ($held)" test "$held" = "-"
 if [ $tap_failed -gt 0 ]; then
 	for f in sa sb; do
 		[ -f "$tmp/$f.log" ] && grep -v 'reconciled, session\|done in' \

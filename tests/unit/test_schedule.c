@@ -3,7 +3,8 @@
  * notes slots spread over the interval and stable, the nightly local time
  * on the daylight-saving days of America/New_York and Europe/London (2026:
  * 8 March and 1 November; 29 March and 25 October), and the catch-up rule.
- * Expected instants are written by hand in UTC.
+ * Expected instants are written by hand in UTC.  Also the operator's window
+ * of dates (vetsyncctl sync --from/--to) as jobspec checks it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,7 +18,12 @@
 
 #include <cmocka.h>
 
+#include "supervisor/jobspec.h"
 #include "supervisor/schedule.h"
+#include "supervisor/supervisor.h"
+
+/* jobspec.c reads the supervisor's state; these tests never reach it. */
+struct supervisor *sv;
 
 #define MIN_MS	(60 * 1000LL)
 #define HOUR_MS	(60 * MIN_MS)
@@ -255,6 +261,62 @@ test_daily_catch_up(void **state)
 	    -EINVAL);
 }
 
+static void
+test_window_parse(void **state)
+{
+	static const struct {
+		const char *from, *to;
+		int ret;
+		const char *start, *end, *err;
+	} cases[] = {
+		{ "2026-03-01", "2026-03-07", 0, "2026-03-01 00:00:00",
+		    "2026-03-07 23:59:59", NULL },
+		{ "2026-03-08", "2026-03-08", 0, "2026-03-08 00:00:00",
+		    "2026-03-08 23:59:59", NULL },
+		{ "2024-02-29", "2024-03-01", 0, "2024-02-29 00:00:00",
+		    "2024-03-01 23:59:59", NULL },
+		{ "2026-01-01", "2026-04-02", 0, "2026-01-01 00:00:00",
+		    "2026-04-02 23:59:59", NULL },	/* 92 days */
+		{ "2026-01-01", "2026-04-03", -EINVAL, NULL, NULL,
+		    "93 days, over the 92-day limit" },
+		{ "2026-02-29", "2026-03-01", -EINVAL, NULL, NULL,
+		    "no such date" },
+		{ "2026-04-31", "2026-05-01", -EINVAL, NULL, NULL,
+		    "no such date" },
+		{ "2026-03-10", "2026-03-01", -EINVAL, NULL, NULL,
+		    "--from is after --to" },
+		{ "2026-3-1", "2026-03-02", -EINVAL, NULL, NULL,
+		    "dates are YYYY-MM-DD" },
+		{ "2026-03-01x", "2026-03-02", -EINVAL, NULL, NULL,
+		    "dates are YYYY-MM-DD" },
+		{ "yesterday", "today", -EINVAL, NULL, NULL,
+		    "dates are YYYY-MM-DD" },
+		{ "", "2026-03-02", -EINVAL, NULL, NULL,
+		    "dates are YYYY-MM-DD" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char start[JOBSPEC_WINDOW_LEN] = "-", end[JOBSPEC_WINDOW_LEN] =
+		    "-", err[160] = "";
+		int r = jobspec_window_parse(cases[i].from, cases[i].to, start,
+		    end, err, sizeof(err));
+
+		if (r != cases[i].ret)
+			fail_msg("case %zu (%s..%s): %d, want %d (%s)", i,
+			    cases[i].from, cases[i].to, r, cases[i].ret, err);
+		if (r == 0) {
+			assert_string_equal(start, cases[i].start);
+			assert_string_equal(end, cases[i].end);
+		} else {
+			if (strstr(err, cases[i].err) == NULL)
+				fail_msg("case %zu: '%s' lacks '%s'", i, err,
+				    cases[i].err);
+			assert_string_equal(start, "-");
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -266,6 +328,7 @@ main(void)
 		cmocka_unit_test(test_local_next_refuses),
 		cmocka_unit_test(test_catch_up),
 		cmocka_unit_test(test_daily_catch_up),
+		cmocka_unit_test(test_window_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
