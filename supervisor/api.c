@@ -884,6 +884,13 @@ api_event(const char *type, json_t *data)
 
 	if (LIST_EMPTY(&subscribers))
 		return;
+	/* The type is written raw into the stream: a word, nothing more. */
+	if (type == NULL || *type == '\0' ||
+	    strspn(type, "abcdefghijklmnopqrstuvwxyz_") != strlen(type)) {
+		log_warnx("api: event type '%s' is not [a-z_]+: dropped",
+		    log_q(type));
+		return;
+	}
 	text = sse_format(type, data);
 	sse_broadcast(text, strlen(text));
 	events_sent++;

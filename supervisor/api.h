@@ -54,9 +54,10 @@ int api_start(struct db_async *db, char *err, size_t errsz);
 void api_stop(void);
 
 /*
- * Publish an event (type: "job_start", "job_end", "progress", ...; data is
- * borrowed and may be NULL) to the event-stream subscribers.  Cheap when
- * there are none; safe to call before api_start() or after api_stop().
+ * Publish an event (type: "job_start", "job_end", "progress", ..., a word
+ * of [a-z_], else dropped; data is borrowed and may be NULL) to the
+ * event-stream subscribers.  Cheap when there are none; safe to call
+ * before api_start() or after api_stop().
  */
 void api_event(const char *type, json_t *data);
 
