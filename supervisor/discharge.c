@@ -39,6 +39,11 @@
 #define DISCHARGE_BATCH		16
 #define DISCHARGE_LEASE_MS	60000
 #define DISCHARGE_HTTP_MS	10000
+/*
+ * cancel_message_id of a call cancelled before anything was published:
+ * nothing to DELETE, only the cancellation to audit.
+ */
+#define NOTHING_PUBLISHED	"-"
 
 struct discharge_state ds;
 
@@ -105,7 +110,7 @@ static const char sql_outbox[] =
     "cancel AS ("
     " UPDATE scheduled_discharge_calls d SET status = 'cancelled',"
     "  cancel_message_id = coalesce(d.qstash_message_id,"
-    "   d.cancel_message_id),"
+    "   d.cancel_message_id, '" NOTHING_PUBLISHED "'),"
     "  qstash_message_id = NULL, next_attempt_at = now()"
     " FROM input i WHERE d.user_id = $1::uuid AND d.consultation_id = i.cid"
     " AND i.done_at IS NULL AND d.status IN ('pending', 'published')"
@@ -573,6 +578,16 @@ lease_done(int r, const char *error, const struct db_result *rows,
 		    db_result_value(rows, i, 4) : "0", NULL, 10);
 		pb->attempts = (unsigned)strtoul(db_result_value(rows, i, 7) !=
 		    NULL ? db_result_value(rows, i, 7) : "0", NULL, 10);
+		if (cancel != NULL && strcmp(cancel, NOTHING_PUBLISHED) == 0) {
+			const char *p[2] = { pb->id, NOTHING_PUBLISHED };
+
+			discharge_audit("discharge_cancelled", pb->user,
+			    "unpublished", pb->id, pb->consultation, NULL);
+			log_info("discharge call %s: cancelled before it was "
+			    "published", pb->id);
+			record(pb, sql_cancelled, 2, p);
+			continue;
+		}
 		if (cancel != NULL && cancel[0] != '\0')
 			copy(pb->cancel, sizeof(pb->cancel), cancel);
 		else if (status == NULL || strcmp(status, "pending") != 0) {
