@@ -25,7 +25,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=45
+N=49
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "discharge case $i" "$1"; done
@@ -372,6 +372,24 @@ check "after the kill, each call dialled exactly once" sh -c \
 retried() { [ "$(qs .stats.retries)" -ge 2 ] &&
     [ "$(audits discharge_dialled $U3 retry)" -ge 2 ]; }
 check "VAPI's 503s: QStash redelivered, audited as retries" wait_for 20 retried
+# --- consultations completed later ----------------------------------------------
+# IDEXX adds the notes that some consultations still lacked (those in
+# consult become checked out): a third sync gives each newly completed
+# one its row, and the rows already there stay as they are.
+simctl '{"add_notes": true}'
+curl -s -G "$url/__sim/expected" --data-urlencode clinic=1 \
+    --data-urlencode "start=$wstart" --data-urlencode "end=$wend" \
+    >"$tmp/exp1.json"
+check "clinic one: a third sync, after IDEXX completed more" sync_wait $U1 3
+n1b=$(completed $U1 1)
+nr=$(rows $U1)
+check "one row per completed consultation still ($nr rows, $n1b completed, $r1 before)" \
+    sh -c "[ $nr -eq $n1b ] && [ $nr -ge $r1 ]"
+check "any new ones are dialled once too" wait_for 60 all_in $U1 completed
+check "and clinic one still has one VAPI call per row" sh -c \
+    "[ $(dialled $U1) -eq $nr ] && [ $(dialled_distinct $U1) -eq $nr ]"
+r1=$nr
+
 check "VAPI calls in all: exactly one per row ($(vapi '.calls | length'))" \
     test "$(vapi '.calls | length')" -eq "$((r1 + r2 + r3))"
 check "no row claimed without an outcome, none failed" test "$(num "$(sql \
