@@ -685,9 +685,11 @@ api_start(struct db_async *db, char *err, size_t errsz)
 	evhttp_set_max_body_size(http,
 	    (ev_ssize_t)(cf->api.body_max + API_BODY_SLACK));
 	evhttp_set_timeout(http, 30);
+	/* Every method evhttp knows reaches dispatch(): 405 in JSON. */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, dispatch, NULL);
 	if (evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port) ==
 	    NULL) {

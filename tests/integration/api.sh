@@ -24,7 +24,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=71
+N=72
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "api case $i" "$1"; done
@@ -348,6 +348,8 @@ check "GET on a POST route: 405 naming the method ($c)" \
     is_error "$c" 405 "method GET not allowed"
 c=$(req PUT /health)
 check "PUT /health: 405 ($c)" is_error "$c" 405 "PUT"
+c=$(req TRACE /metrics)
+check "TRACE /metrics: 405 in JSON too ($c)" is_error "$c" 405 "TRACE"
 c=$(req GET /api/idexx/nothing-here "$TU")
 check "an unknown path: 404 naming it ($c)" \
     is_error "$c" 404 "nothing-here"
