@@ -12,15 +12,7 @@
 # the server PG* already name (it must be a superuser, on a scratch server).
 . "$top_srcdir/tests/integration/lib.sh"
 
-if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
-	if ! command -v pg_virtualenv >/dev/null 2>&1 ||
-	    ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-		echo "1..0 # SKIP PostgreSQL is not installed" \
-		    "(postgresql, postgresql-common)"
-		exit 0
-	fi
-	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
-fi
+in_pg_virtualenv "$@"
 
 tap_plan 53
 

@@ -50,3 +50,30 @@ wait_for() {
 }
 
 diag() { echo "# $*"; }
+
+# in_pg_virtualenv "$@": run the calling script again inside a throw-away
+# PostgreSQL cluster (pg_virtualenv, from Debian's postgresql-common, which
+# works as root too and sets PG* for the cluster's superuser), or skip it
+# whole when PostgreSQL is not installed.  VS_DB_TEST_INSIDE=1 says the
+# script is inside already, or that PG* name a scratch server to use.
+in_pg_virtualenv() {
+	[ -n "${VS_DB_TEST_INSIDE:-}" ] && return 0
+	if ! command -v pg_virtualenv >/dev/null 2>&1 ||
+	    ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+		echo "1..0 # SKIP PostgreSQL is not installed" \
+		    "(postgresql, postgresql-common)"
+		exit 0
+	fi
+	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
+}
+
+# skip_plan N WHAT REASON: plan N cases, skip every one, and exit.
+skip_plan() {
+	tap_plan "$1"
+	i=1
+	while [ "$i" -le "$1" ]; do
+		skip "$2 $i" "$3"
+		i=$((i + 1))
+	done
+	exit 0
+}
