@@ -6,6 +6,8 @@
 #     the scheduler alone, their starts spread over the notes interval; the
 #     others are not; next_scheduled_sync is kept on the session rows;
 #   - notes the simulator adds after the first sync arrive at the next run;
+#   - the nightly schedule sync runs once per clinic at its local time (set
+#     two minutes ahead), and only for the clinics active at that time;
 #   - catch-up: the daemon stopped (cleanly: its leases freed) for several
 #     slots and started again runs each clinic once, soon, not once per
 #     missed slot -- also for clinics whose plan was lost, planned again
@@ -13,7 +15,9 @@
 #   - two instances share 50 clinics; one is killed (SIGKILL) midway: every
 #     clinic is synced, the dead one's clinics move to the living one within
 #     the lease time, and no clinic's sessions of the two instances ever
-#     overlap in time.
+#     overlap in time;
+#   - an operator's request with a window of dates (bad ones refused) for
+#     a clinic nobody schedules: its lease claimed on demand, then freed.
 #
 # VETSYNC_SCHEDULE_SCALE=30 turns the 5 min notes interval (the shortest
 # the configuration takes) into 10 s.  Runs itself again inside
@@ -30,7 +34,7 @@ if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 
-N=19
+N=20
 skip_all() {
 	tap_plan $N
 	for i in $(seq $N); do skip "scheduler case $i" "$1"; done
@@ -107,8 +111,10 @@ activate() {
 }
 activate 1 20
 
-# The nightly schedule sync kept 12 h away: only notes run here.
-far=$(printf %02d $(( ($(date -u +%H | sed 's/^0//') + 12) % 24 )))
+# The nightly schedule sync in two minutes, clinic-local.
+slot=$(TZ=$tz date -d '+2 min' '+%H:%M')
+slot_utc=$(date -u -d "$(TZ=$tz date -d '+2 min' '+%Y-%m-%d %H:%M:00 %z')" \
+    '+%Y-%m-%d %H:%M:%S+00')
 cat >"$tmp/vetsyncd.conf" <<CONF
 [idexx]
 profile = $top_srcdir/deploy/neo-profile.conf
@@ -119,7 +125,7 @@ max_parallel = 8
 notes_interval = 5m
 jitter = 30s
 default_timezone = $tz
-schedule_sync_time = $far:00
+schedule_sync_time = $slot
 [workers]
 binary = $top_builddir/vetsync-worker
 policy_dir = $top_srcdir/policy
@@ -232,6 +238,12 @@ ov=$(num "$(sql "select count(*) from idexx_sync_sessions x
     and x.started_at < coalesce(y.completed_at, now())
     and y.started_at < coalesce(x.completed_at, now())")")
 check "no clinic had two sessions at once ($ov)" test "$ov" -eq 0
+# The nightly slot comes while this instance runs (checked at the end).
+sched_n() {
+	num "$(sql "select count(*) from idexx_sync_sessions
+	    where kind = 'schedule' and status = 'completed'")"
+}
+wait_for 150 test "$(sched_n)" -ge 20 || diag "schedule syncs: $(sched_n)"
 
 # --- catch-up after downtime ---------------------------------------------
 kill -TERM "$pa"
@@ -332,6 +344,16 @@ check "the window $d1..$d2 was synced, once: $got consultations (want $want)" \
 held=$(sql "select coalesce(instance, '-') from clinic_leases
     where user_id = '$M'")
 check "its lease was claimed on demand and freed ($held)" test "$held" = "-"
+# The 20 first clinics were active at the slot, the others were not yet:
+# one schedule sync each for the 20, at or after the slot; none for the
+# rest (their first is tomorrow's).
+sched=$(sql "select count(*) || ' ' || count(distinct user_id) || ' ' ||
+    coalesce(bool_and(started_at >= '$slot_utc'), false) || ' ' ||
+    coalesce(bool_and(user_id <= '$(uid 20)'), false)
+    from idexx_sync_sessions where kind = 'schedule'")
+check "the nightly schedule sync ran once per clinic at $slot local ($sched)" \
+    test "$sched" = "20 20 true true"
+
 if [ $tap_failed -gt 0 ]; then
 	for f in sa sb; do
 		[ -f "$tmp/$f.log" ] && grep -v 'reconciled, session\|done in' \
