@@ -1,6 +1,6 @@
 /*
  * Leases: how vetsyncd instances sharing one database divide the clinics
- * (DESIGN §6), held in clinic_leases (migrations/0009_scheduler.sql).
+ * (DESIGN §6), held in clinic_leases (migrations/0008_scheduler.sql).
  *
  * An instance holds a clinic's lease only while it has work for it (queued
  * or running).  It claims due clinics whose lease is free or expired with

@@ -2,7 +2,7 @@
  * The scheduler (DESIGN §6): which clinics run when, without anyone
  * asking.  Clinics come from PostgreSQL -- users with idexx_sync_enabled
  * and credentials in state 'active' -- read at start, again on a NOTIFY
- * on vetsync_clinics (migrations/0009_scheduler.sql) and periodically as a
+ * on vetsync_clinics (migrations/0008_scheduler.sql) and periodically as a
  * safety net.  Each gets a row in clinic_leases with when its notes
  * reconciliation and its nightly schedule sync are next due (planned with
  * schedule.h, catching up once on a slot missed while no instance ran).

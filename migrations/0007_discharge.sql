@@ -1,4 +1,4 @@
--- 0008_discharge: what the discharge-call outbox needs beside the PRD's
+-- 0007_discharge: what the discharge-call outbox needs beside the PRD's
 -- scheduled_discharge_calls (0003), see supervisor/discharge.h.
 --
 --   users.discharge_delay    a clinic's own delay from a completed

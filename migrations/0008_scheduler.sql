@@ -1,4 +1,4 @@
--- 0009_scheduler: the scheduler's row per clinic, and the leases that
+-- 0008_scheduler: the scheduler's row per clinic, and the leases that
 -- divide clinics between vetsyncd instances sharing this database.
 --
 -- clinic_leases: one row per clinic (users.id) the scheduler has seen.
