@@ -22,6 +22,7 @@
 #include "supervisor/audit.h"
 #include "supervisor/clinics.h"
 #include "supervisor/credentials.h"
+#include "supervisor/credstore.h"
 #include "supervisor/db.h"
 #include "supervisor/jwt.h"
 #include "supervisor/supervisor.h"
@@ -44,13 +45,6 @@ static const char sql_status[] =
     "LEFT JOIN LATERAL (SELECT * FROM idexx_sync_sessions x "
     "WHERE x.user_id = u.id AND x.kind = 'notes' "
     "ORDER BY x.started_at DESC LIMIT 1) s ON true WHERE u.id = $1::uuid";
-/* The same statement as `vetsyncctl credentials revoke`. */
-static const char sql_revoke[] =
-    "UPDATE idexx_credentials SET encrypted_username = NULL, "
-    "encrypted_password = NULL, encrypted_company_id = NULL, "
-    "state = 'revoked', validation_status = 'unknown', revoked_at = now() "
-    "WHERE user_id = $1::uuid AND state <> 'revoked' "
-    "RETURNING encryption_key_id";
 #define FAILED "status IN ('failed', 'timeout')"
 static const char sql_admin[] =
     "SELECT json_build_object("
@@ -288,7 +282,7 @@ api_route_revoke(struct api_request *ar, const struct jwt_claims *c)
 	rv->ar = ar;
 	snprintf(rv->sub, sizeof(rv->sub), "%s", c->sub);
 	u = tenant_unit(c->sub, revoke_rows, rv);
-	(void)db_unit_add(u, sql_revoke, 1, p);
+	(void)db_unit_add(u, CREDSTORE_SQL_REVOKE, 1, p);
 	(void)db_unit_add(u, "COMMIT", 0, NULL);
 	db_async_submit(api_db(), u);
 }

@@ -72,6 +72,19 @@ void credstore_store(const char *clinic, const struct vault_creds *creds,
  */
 void credstore_mark(const char *clinic, bool valid, uint64_t job);
 
+/*
+ * The revocation, one statement ($1: the user id) whoever revokes
+ * (vetsyncctl, the HTTP API): the ciphertexts deleted, the row kept as the
+ * marker; the trigger of migrations/0006 announces it.  It returns a row
+ * when there was something to revoke.
+ */
+#define CREDSTORE_SQL_REVOKE \
+    "UPDATE idexx_credentials SET encrypted_username = NULL, " \
+    "encrypted_password = NULL, encrypted_company_id = NULL, " \
+    "state = 'revoked', validation_status = 'unknown', revoked_at = now() " \
+    "WHERE user_id = $1::uuid AND state <> 'revoked' " \
+    "RETURNING encryption_key_id"
+
 /* Errors as text for messages and answers ("not configured", ...). */
 const char *credstore_strerror(int r);
 

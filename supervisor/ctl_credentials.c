@@ -33,6 +33,7 @@
 #include "supervisor/auditlog.h"
 #include "supervisor/config.h"
 #include "supervisor/credcrypt.h"
+#include "supervisor/credstore.h"
 #include "supervisor/db.h"
 #include "supervisor/secrets.h"
 #include "supervisor/vetsyncctl.h"
@@ -247,12 +248,6 @@ audit(struct db *db, const char *action, const char *clinic,
 	return r;
 }
 
-static const char sql_revoke[] =
-    "UPDATE idexx_credentials SET encrypted_username = NULL, "
-    "encrypted_password = NULL, encrypted_company_id = NULL, "
-    "state = 'revoked', validation_status = 'unknown', revoked_at = now() "
-    "WHERE user_id = $1::uuid AND state <> 'revoked' "
-    "RETURNING encryption_key_id";
 
 static int
 credentials_revoke(int argc, char **argv)
@@ -297,7 +292,7 @@ credentials_revoke(int argc, char **argv)
 	p[0] = user;
 	if (service_role(db) < 0 || db_begin(db, NULL) < 0)
 		return db_failed(db, "revoke");
-	if (db_query(db, sql_revoke, 1, p, &res) < 0) {
+	if (db_query(db, CREDSTORE_SQL_REVOKE, 1, p, &res) < 0) {
 		db_rollback(db);
 		return db_failed(db, "revoke");
 	}

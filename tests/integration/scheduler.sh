@@ -24,22 +24,10 @@
 # pg_virtualenv, as tests/integration/reconcile.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
 
-if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
-	if ! command -v pg_virtualenv >/dev/null 2>&1 ||
-	    ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-		echo "1..0 # SKIP PostgreSQL is not installed" \
-		    "(postgresql, postgresql-common)"
-		exit 0
-	fi
-	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
-fi
+in_pg_virtualenv "$@"
 
 N=20
-skip_all() {
-	tap_plan $N
-	for i in $(seq $N); do skip "scheduler case $i" "$1"; done
-	exit 0
-}
+skip_all() { skip_plan $N "scheduler case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
     skip_all "sanitizer build: the worker policy refuses ASan"
