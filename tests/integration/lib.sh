@@ -56,6 +56,10 @@ diag() { echo "# $*"; }
 # works as root too and sets PG* for the cluster's superuser), or skip it
 # whole when PostgreSQL is not installed.  VS_DB_TEST_INSIDE=1 says the
 # script is inside already, or that PG* name a scratch server to use.
+#
+# One at a time (flock): every pg_virtualenv cluster is "<version>/regress"
+# with its pid file and socket in /var/run/postgresql and the first free
+# port, so two made at once (make check -j2) collide.
 in_pg_virtualenv() {
 	[ -n "${VS_DB_TEST_INSIDE:-}" ] && return 0
 	if ! command -v pg_virtualenv >/dev/null 2>&1 ||
@@ -64,7 +68,8 @@ in_pg_virtualenv() {
 		    "(postgresql, postgresql-common)"
 		exit 0
 	fi
-	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
+	VS_DB_TEST_INSIDE=1 exec flock /tmp/vetsync-pg_virtualenv.lock \
+	    pg_virtualenv -t -- sh "$0" "$@"
 }
 
 # skip_plan N WHAT REASON: plan N cases, skip every one, and exit.
