@@ -18,7 +18,13 @@
 #      tomorrow's schedule for one;
 #   7. show vetsyncctl status, what each job found, the cases and sync
 #      rows now in PostgreSQL, the hash-chained audit log (verified) and
-#      the simulator's request counts; stop vetsyncd.
+#      the simulator's request counts;
+#   8. discharge calls: every completed consultation got one in the outbox,
+#      published to the simulator's QStash; its clock is moved two days on,
+#      QStash delivers to vetsyncd's signed endpoint, which claims each
+#      call once and has the simulator's VAPI dial it; a summary per clinic;
+#   9. on a terminal, leave it all running (dashboard, metrics) until
+#      Ctrl-C, which stops everything and removes what it made.
 #
 # Jobs are triggered here with vetsyncctl sync so that the demo does not
 # wait for the schedule.
@@ -46,11 +52,12 @@ chmod 755 "$tmp"
 sim_pid=
 pid=
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$tmp/state" "$tmp/creds"
 chmod 700 "$tmp/creds"
 
@@ -64,15 +71,23 @@ for i in 1 2 3 4; do
 done
 
 echo "== IDEXX Neo simulator: 4 clinics, 50 consultations each, 20 ms latency"
+# The simulator also plays QStash and VAPI, with these secrets.
+qtoken=demo-qstash-token-$$
+qcur=demo-signing-current-$$
+qnext=demo-signing-next-$$
+vkey=demo-vapi-key-$$
 "$b/tests/idexx_sim" --port 0 --port-file "$tmp/port" --profile neo \
     --clinics 4 --consultations 50 --latency-ms 20 --timezone $tz \
-    2>"$tmp/sim.log" &
+    --qstash-token "$qtoken" --qstash-current-key "$qcur" \
+    --qstash-next-key "$qnext" --vapi-key "$vkey" 2>"$tmp/sim.log" &
 sim_pid=$!
 i=0
 while [ ! -s "$tmp/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 port=$(cat "$tmp/port")
 echo "   listening on 127.0.0.1:$port"
 
+# The HTTP API (and QStash's delivery endpoint) on a free local port.
+aport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$tmp/vetsyncd.conf" <<CONF
 [idexx]
 profile = $top/deploy/neo-profile.conf
@@ -83,6 +98,14 @@ max_parallel = 8
 default_timezone = $tz
 [credentials]
 key_id = demo
+[api]
+listen = 127.0.0.1:$aport
+[discharge]
+qstash_url = http://127.0.0.1:$port
+delivery_url = http://127.0.0.1:$aport/hooks/discharge
+vapi_url = http://127.0.0.1:$port
+vapi_assistant_id = demo-discharge-assistant
+vapi_phone_number_id = demo-phone-number
 [database]
 conninfo = host=$PGHOST port=${PGPORT:-5432} dbname=$db user=vetsync_daemon
 [workers]
@@ -99,6 +122,10 @@ CONF
 printf '%s\n' "$dpw" > "$tmp/creds/db-password"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' \
     > "$tmp/creds/encryption-key-demo"
+printf '%s' "$qtoken" > "$tmp/creds/qstash-token"
+printf '%s' "$qcur" > "$tmp/creds/qstash-current-signing-key"
+printf '%s' "$qnext" > "$tmp/creds/qstash-next-signing-key"
+printf '%s' "$vkey" > "$tmp/creds/vapi-key"
 chmod 600 "$tmp/creds"/*
 
 echo "== starting vetsyncd"
@@ -172,6 +199,49 @@ psql -X -d $db -c "select action, count(*) from idexx_sync_audit_log
 "$b/vetsyncctl" audit verify --conninfo "dbname=$db" || true
 echo "== simulator: requests and bytes per clinic"
 curl -s "http://127.0.0.1:$port/__sim/stats" | jq -c '.clinics | to_entries[] | {clinic: .key, requests: .value.requests, bytes: .value.bytes, failed_logins: .value.failed_logins}'
+echo "== discharge calls: the outbox, published to QStash (due in 2 days)"
+i=0
+while [ "$(count "select count(*) from scheduled_discharge_calls
+    where status = 'pending'")" -gt 0 ] && [ $i -lt 200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+psql -X -d $db -c "select u.clinic_name, d.status, count(*) as calls,
+    min(d.scheduled_for)::date as first_due from scheduled_discharge_calls d
+    join users u on u.id = d.user_id group by 1, 2 order by 1, 2"
+echo "== two days later (the simulator's QStash clock moves on): delivered,"
+echo "   claimed once each, dialled through VAPI"
+curl -s -X POST --data '{"qstash_advance": 259200}' \
+    "http://127.0.0.1:$port/__sim/control" >/dev/null
+i=0
+while [ "$(count "select count(*) from scheduled_discharge_calls
+    where status in ('pending', 'published')")" -gt 0 ] && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+echo "== per clinic: consultations synced, notes added, discharge calls"
+psql -X -d $db -c "select u.clinic_name,
+    (select coalesce(sum(consultations_synced), 0) from idexx_sync_sessions s
+     where s.user_id = u.id and s.kind = 'notes') as consultations_synced,
+    (select count(*) from cases c where c.user_id = u.id
+     and c.metadata->'idexx'->>'notes' <> '') as cases_with_notes,
+    (select count(*) from scheduled_discharge_calls d
+     where d.user_id = u.id) as calls_scheduled,
+    (select count(*) from scheduled_discharge_calls d
+     where d.user_id = u.id and d.status = 'completed') as calls_made
+    from users u order by 1"
+echo "   VAPI (simulated) received $(curl -s "http://127.0.0.1:$port/__sim/vapi" |
+    jq '.calls | length') call requests"
+
+if [ -t 0 ] && [ -t 1 ]; then
+	echo "== vetsyncd is running; where to look next:"
+	echo "   dashboard   http://127.0.0.1:$aport/dashboard"
+	echo "   metrics     http://127.0.0.1:$aport/metrics"
+	echo "   status      $b/vetsyncctl -S $tmp/control.sock status"
+	echo "   database    psql -d $db  (PG* are set inside pg_virtualenv)"
+	echo "   Ctrl-C stops vetsyncd and the simulator and removes it all."
+	while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+fi
 kill -TERM "$pid"
 wait "$pid" && echo "== vetsyncd stopped cleanly"
 pid=

@@ -519,11 +519,45 @@ clinic_run(struct clinic *c)
 	clinic_start(c, &job);
 }
 
+static struct event *throttle_timer;
+
+static void
+throttle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	clinics_pump();
+}
+
 void
 clinics_pump(void)
 {
+	static bool throttled;
+	struct timeval tv = { 0, 100 * 1000 };
 	struct clinic *c;
 
+	/*
+	 * Backpressure: while the database is behind with earlier results,
+	 * queued clinics wait (looked at again every 100 ms), so no result
+	 * is ever refused for lack of room.
+	 */
+	if (reconcile_backlogged() && TAILQ_FIRST(&run_queue) != NULL) {
+		if (!throttled)
+			log_info("clinics: the database is behind with results; "
+			    "%u queued clinic(s) wait", n_queued);
+		throttled = true;
+		if (throttle_timer == NULL &&
+		    (throttle_timer = evtimer_new(sv->base, throttle_cb,
+		    NULL)) == NULL)
+			fatalx("cannot create a timer");
+		if (!evtimer_pending(throttle_timer, NULL))
+			evtimer_add(throttle_timer, &tv);
+		return;
+	}
+	if (throttled)
+		log_info("clinics: the database caught up; starting again");
+	throttled = false;
 	while (!sv->stopping && n_running < sv->config->workers.max_concurrent &&
 	    (c = TAILQ_FIRST(&run_queue)) != NULL) {
 		TAILQ_REMOVE(&run_queue, c, queue_entry);
@@ -835,6 +869,9 @@ clinics_free_all(void)
 		clinic_table[i] = NULL;
 	}
 	TAILQ_INIT(&run_queue);
+	if (throttle_timer != NULL)
+		event_free(throttle_timer);
+	throttle_timer = NULL;
 	n_clinics = 0;
 	n_queued = 0;
 }

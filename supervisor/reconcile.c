@@ -300,6 +300,12 @@ reconcile_recover(const char *name, uint64_t job_timeout_ms)
 }
 
 bool
+reconcile_backlogged(void)
+{
+	return rdb != NULL && db_async_queued_bytes(rdb) > RECONCILE_BACKLOG_MAX;
+}
+
+bool
 reconcile_uuid_valid(const char *s)
 {
 	return parse_uuid_ok(s);

@@ -79,6 +79,14 @@ void reconcile_record(struct reconcile *, const Vetsync__Envelope *);
  */
 void reconcile_finish(struct reconcile *r, const struct worker_outcome *o);
 
+/*
+ * True while the results waiting for the database exceed
+ * RECONCILE_BACKLOG_MAX bytes: starting more jobs then would only pile up
+ * results the database queue may have to refuse, so the caller waits.
+ */
+#define RECONCILE_BACKLOG_MAX	((size_t)24 << 20)
+bool reconcile_backlogged(void);
+
 /* Drop without writing anything more; NULL is fine. */
 void reconcile_free(struct reconcile *);
 

@@ -17,7 +17,7 @@ top_builddir=$(cd "$top_builddir" && pwd -P)
 if [ -z "${VS_DB_TEST_INSIDE:-}" ]; then
 	command -v pg_virtualenv >/dev/null 2>&1 ||
 	    { echo "bench-cycle: pg_virtualenv is not installed" >&2; exit 1; }
-	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -- sh "$0" "$@"
+	VS_DB_TEST_INSIDE=1 exec pg_virtualenv -t -- sh "$0" "$@"
 fi
 [ "$(id -u)" -eq 0 ] || { echo "bench-cycle: run it as root" >&2; exit 1; }
 
