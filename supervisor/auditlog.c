@@ -47,9 +47,8 @@ row_from_result(const struct db_result *res, struct auditlog_row *row)
 		*f[i] = db_result_value(res, 0, i);
 }
 
-/* Switch to service_role when allowed to; stay as we are otherwise. */
-static int
-enter_service_role(struct db *db)
+int
+auditlog_service_role(struct db *db)
 {
 	struct db_result *res = NULL;
 	const char *v;
@@ -203,7 +202,7 @@ auditlog_verify(struct db *db, struct auditlog_verify *ret)
 	memset(&v, 0, sizeof(v));
 	if ((w.ctx = EVP_MD_CTX_new()) == NULL)
 		return -ENOMEM;
-	if ((r = enter_service_role(db)) < 0)
+	if ((r = auditlog_service_role(db)) < 0)
 		goto out;
 	/* One snapshot: checkpoint, rows and head agree with each other. */
 	if ((r = db_begin(db, "ISOLATION LEVEL REPEATABLE READ READ ONLY")) < 0)
@@ -281,7 +280,7 @@ auditlog_tail(struct db *db, unsigned n, auditlog_row_fn *fn, void *arg)
 	if (n > AUDITLOG_TAIL_MAX)
 		n = AUDITLOG_TAIL_MAX;
 	snprintf(limit, sizeof(limit), "%u", n);
-	if ((r = enter_service_role(db)) < 0)
+	if ((r = auditlog_service_role(db)) < 0)
 		return r;
 	return db_query_each(db, "SELECT * FROM (SELECT " ROW_COLUMNS
 	    ", l.seq AS o FROM idexx_sync_audit_log l WHERE l.seq IS NOT NULL"
@@ -328,7 +327,7 @@ auditlog_append(struct db *db, const struct auditlog_entry *e,
 	    (r = json_object_text(e->metadata, uid == NULL ? e->clinic : NULL,
 	    &meta)) < 0)
 		goto out;
-	if ((r = enter_service_role(db)) < 0)
+	if ((r = auditlog_service_role(db)) < 0)
 		goto out;
 	p[0] = uid;
 	p[1] = e->actor != NULL ? e->actor : "vetsyncctl";

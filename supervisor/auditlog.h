@@ -82,6 +82,13 @@ int auditlog_verify(struct db *, struct auditlog_verify *ret);
 typedef int auditlog_row_fn(const struct auditlog_row *, void *arg);
 int auditlog_tail(struct db *, unsigned n, auditlog_row_fn *fn, void *arg);
 
+/*
+ * Act as service_role when the connected role may switch to it
+ * (vetsync_daemon; the owner on Supabase); stay as it is otherwise.
+ * Returns 0 or a db.h error.
+ */
+int auditlog_service_role(struct db *);
+
 /* One row to append; NULL leaves a column NULL. */
 struct auditlog_entry {
 	const char *action;		/* required: "keys_rotated", ... */

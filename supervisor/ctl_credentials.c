@@ -199,26 +199,6 @@ credentials_set(int argc, char **argv)
 	return r;
 }
 
-/* Act as service_role when the connected role may; stay otherwise. */
-static int
-service_role(struct db *db)
-{
-	struct db_result *res = NULL;
-	const char *v;
-	int r;
-
-	r = db_query(db, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE "
-	    "rolname = 'service_role') AND current_user <> 'service_role' "
-	    "AND pg_has_role('service_role', 'MEMBER')", 0, NULL, &res);
-	if (r < 0)
-		return r;
-	v = db_result_value(res, 0, 0);
-	if (v != NULL && strcmp(v, "t") == 0)
-		r = db_exec(db, "SET ROLE service_role");
-	db_result_free(res);
-	return r;
-}
-
 static int
 db_failed(struct db *db, const char *what)
 {
@@ -290,7 +270,7 @@ credentials_revoke(int argc, char **argv)
 	if ((r = ctl_db_open(conninfo, &db)) != 0)
 		return r;
 	p[0] = user;
-	if (service_role(db) < 0 || db_begin(db, NULL) < 0)
+	if (auditlog_service_role(db) < 0 || db_begin(db, NULL) < 0)
 		return db_failed(db, "revoke");
 	if (db_query(db, CREDSTORE_SQL_REVOKE, 1, p, &res) < 0) {
 		db_rollback(db);
@@ -366,7 +346,7 @@ keys_status(const char *conninfo)
 		free(configured);
 		return r;
 	}
-	if (service_role(db) < 0 || db_query(db, "SELECT encryption_key_id, "
+	if (auditlog_service_role(db) < 0 || db_query(db, "SELECT encryption_key_id, "
 	    "count(*) FILTER (WHERE state <> 'revoked'), count(*) FROM "
 	    "idexx_credentials GROUP BY 1 ORDER BY 1", 0, NULL, &res) < 0) {
 		free(configured);
@@ -565,7 +545,7 @@ keys_rotate(const char *conninfo, const char *to, unsigned long batch,
 		return r;
 	}
 	rt.failed = json_array();
-	if (service_role(rt.db) < 0 || (total = rotation_left(&rt)) < 0) {
+	if (auditlog_service_role(rt.db) < 0 || (total = rotation_left(&rt)) < 0) {
 		json_decref(rt.failed);
 		credcrypt_free(rt.keys);
 		return db_failed(rt.db, "keys rotate");
