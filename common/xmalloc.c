@@ -1,4 +1,5 @@
 /* Checked allocation; out of memory is the one error nobody handles. */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,5 +90,13 @@ xfree_secret(void *p, size_t len)
 	if (len == 0)
 		len = strlen(p) + 1;
 	explicit_bzero(p, len);
+	free(p);
+}
+
+void
+xfree_wiped(void *p)
+{
+	if (p != NULL)
+		explicit_bzero(p, malloc_usable_size(p));
 	free(p);
 }

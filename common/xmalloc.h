@@ -16,5 +16,11 @@ char *xstrndup(const char *, size_t);
 char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
 /* Wipe len bytes (strlen + 1 when len is 0 and p a string) and free. */
 void xfree_secret(void *p, size_t len);
+/*
+ * free() that wipes the whole block first, for allocators handed to
+ * libraries whose buffers may hold a secret (jansson's, via
+ * json_set_alloc_funcs): the size comes from malloc_usable_size().
+ */
+void xfree_wiped(void *p);
 
 #endif

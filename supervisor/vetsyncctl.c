@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 
 #include "policy/policy.h"
 
@@ -543,6 +544,8 @@ main(int argc, char **argv)
 	int ch;
 
 	log_init("vetsyncctl", LOG_LEVEL_WARNING);
+	/* A password passes through JSON (credentials set): wiped when freed. */
+	json_set_alloc_funcs(malloc, xfree_wiped);
 	while ((ch = getopt_long(argc, argv, "+c:S:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,15 +69,6 @@ static struct db_async *database;
 static struct credcrypt *master_keys;
 static struct event *drain_timer;	/* stopping: the database queue */
 static uint64_t drain_deadline_ms;
-
-/* jansson's free: what a JSON value held is wiped before it goes back. */
-static void
-free_wiped(void *p)
-{
-	if (p != NULL)
-		explicit_bzero(p, malloc_usable_size(p));
-	free(p);
-}
 
 /*
  * Credentials: the cache of master keys, the encrypted store, and the
@@ -504,7 +494,7 @@ main(int argc, char **argv)
 	 * Master keys and clinic passwords pass through here: no dumps, and
 	 * JSON that carried one (a control request) is wiped when freed.
 	 */
-	json_set_alloc_funcs(malloc, free_wiped);
+	json_set_alloc_funcs(malloc, xfree_wiped);
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 		fatal("prctl(PR_SET_DUMPABLE)");
 	if (setrlimit(RLIMIT_CORE, &nocore) == -1)
