@@ -2,7 +2,8 @@
 # Self-test of tests/idexx_sim, the IDEXX Neo simulator, with curl(1) and
 # jq: the login flow and its refusals, each calendar wrapping and key
 # variant, page-data against the ground truth, session expiry, the failure
-# knobs, the prd-html pages, stats, TLS and a clean shutdown.
+# knobs, consultations changed after the fact (reopened, cancelled,
+# checked out again), the prd-html pages, stats, TLS and a clean shutdown.
 . "$top_srcdir/tests/integration/lib.sh"
 
 SIM=$top_builddir/tests/idexx_sim
@@ -21,7 +22,7 @@ for tool in curl jq; do
 	fi
 done
 
-tap_plan 68
+tap_plan 78
 
 # start_sim ARGS...: run the simulator on a free port; sets U and pid.
 start_sim() {
@@ -269,6 +270,78 @@ same=$(jq -s '[.[0].consultations, .[1].consultations] |
     .[0].notes_sha256 == .[1].notes_sha256] | all' "$tmp/exp1" "$tmp/exp1b")
 check "add_notes: notes that existed stay the same" [ "$same" = true ]
 
+# A consultation changed after the fact, as a clinic does in IDEXX Neo:
+# reopened, its appointment cancelled, checked out again later.
+login 2 >/dev/null
+C "$U/__sim/expected?clinic=2" >"$tmp/x0"
+c2=$(jq -r '[.consultations[] | select(.status == "completed")][0].id' \
+    "$tmp/x0")
+d0=$(jq -r ".consultations[] | select(.id == \"$c2\") | .date" "$tmp/x0")
+change() { C -X POST -o "$tmp/xr" -w '%{http_code}' --data "{\"consultation\":
+    {\"clinic\": ${3:-2}, \"id\": \"${2:-$c2}\", \"status\": \"$1\"}}" \
+    "$U/__sim/control"; }
+# seen: consultation c2 as the calendar (status, cancelled), its page-data
+# and the ground truth show it
+seen() {
+	printf '%s|%s|%s\n' "$(cal 2 | list | jq -r ".[] |
+	    select(.consultation_id == \"$c2\") |
+	    \"\(.current_status),\(.cancelled)\"")" \
+	    "$(C -b "$tmp/jar2" "$U/consultations/$c2/page-data" |
+	    jq -r .consultation.status)" \
+	    "$(C "$U/__sim/expected?clinic=2" | jq -r ".consultations[] |
+	    select(.id == \"$c2\") | .status")"
+}
+r=$(change in_consult)
+s=$(seen)
+check "consultation in_consult: reopened in the calendar, page-data and truth ($r $s)" \
+    [ "$r $s" = "200 In Consult,false|in_progress|in_progress" ]
+r=$(change cancelled)
+s=$(seen)
+check "consultation cancelled: the appointment cancelled, still listed ($r $s)" \
+    [ "$r $s" = "200 Cancelled,true|cancelled|cancelled" ]
+r=$(change checked_out)
+s=$(seen)
+d1=$(C -b "$tmp/jar2" "$U/consultations/$c2/page-data" |
+    jq -r .consultation.date)
+d2=$(C "$U/__sim/expected?clinic=2" | jq -r ".consultations[] |
+    select(.id == \"$c2\") | .date")
+check "consultation checked_out: completed again, later ($s; $d0 -> $d1)" \
+    sh -c "[ '$r $s' = '200 Checked Out,false|completed|completed' ] &&
+    [ '$d1' = '$d2' ] && expr '$d1' '>' '$d0' >/dev/null"
+r=$(change checked_out)
+login 2 >/dev/null
+s=$(seen)
+d3=$(C -b "$tmp/jar2" "$U/consultations/$c2/page-data" |
+    jq -r .consultation.date)
+C "$U/__sim/expected?clinic=2" >"$tmp/x1"
+same=$(jq -s "map([.consultations[] | select(.id != \"$c2\")]) |
+    .[0] == .[1]" "$tmp/x0" "$tmp/x1")
+check "the change is kept across requests and sessions, and touches no other" \
+    sh -c "[ '$r $s $d3' = '200 Checked Out,false|completed|completed $d1' ] &&
+    [ '$same' = true ]"
+r=$(change cancelled "$c2" 4)
+e=$(jq -r .error "$tmp/xr")
+check "consultation: a bad clinic is refused with 400 naming it ($e)" sh -c \
+    "[ $r = 400 ] && echo '$e' | grep -q 'clinic must be'"
+r=$(change cancelled '12ab')
+e=$(jq -r .error "$tmp/xr")
+r2=$(change cancelled "$c2" 1)
+e2=$(jq -r .error "$tmp/xr")
+check "consultation: a bad or another clinic's id is refused naming it ($e2)" \
+    sh -c "[ '$r $r2' = '400 400' ] && echo '$e' | grep -q 'id must be' &&
+    echo '$e2' | grep -q 'clinic 1 has no consultation $c2'"
+r=$(change reopened)
+e=$(jq -r .error "$tmp/xr")
+check "consultation: a bad status is refused naming it ($e)" sh -c \
+    "[ $r = 400 ] && echo '$e' | grep -q 'status must be in_consult'"
+r=$(C -o /dev/null -w '%{http_code}' -X POST --data "{\"consultation\": [
+    {\"clinic\": 2, \"id\": \"$c2\", \"status\": \"in_consult\"},
+    {\"clinic\": 2, \"id\": \"$c2\", \"status\": \"lost\"}]}" \
+    "$U/__sim/control")
+s=$(seen)
+check "consultation: a request with one bad change changes nothing ($r $s)" \
+    [ "$r $s" = "400 Checked Out,false|completed|completed" ]
+
 # Expiry.
 ctl '{"expire_sessions":true}'
 r=$(code -b "$tmp/jar1" "$U/consultations/$cid/page-data")
@@ -367,6 +440,19 @@ check "prd-html: detail page with SOAP sections, notes and products" sh -c "
     grep -q 'class=\"consultation-notes\"' '$tmp/d' &&
     grep -q 'class=\"discharge-summary\"' '$tmp/d' &&
     grep -q 'class=\"products\"' '$tmp/d'"
+ctl "{\"consultation\": {\"clinic\": 1, \"id\": \"$cid\", \"status\": \"cancelled\"}}"
+check "prd-html: a cancelled consultation keeps its row, its page says so" \
+    sh -c "C -b '$tmp/jar1' '$U/consultations?startDate=$SD&endDate=$ED' |
+    grep -q 'data-consultation-id=\"$cid\"' && C -b '$tmp/jar1' \
+    '$U/consultations/$cid' | grep -q 'class=\"consultation-status\">cancelled<'"
+dd0=$(C -b "$tmp/jar1" "$U/consultations/$cid" |
+    grep -o 'class="consultation-date">[^<]*' | cut -d'>' -f2)
+ctl "{\"consultation\": {\"clinic\": 1, \"id\": \"$cid\", \"status\": \"checked_out\"}}"
+C -b "$tmp/jar1" -o "$tmp/d" "$U/consultations/$cid"
+dd1=$(grep -o 'class="consultation-date">[^<]*' "$tmp/d" | cut -d'>' -f2)
+check "prd-html: checked out again: completed, its date later ($dd0 -> $dd1)" \
+    sh -c "grep -q 'class=\"consultation-status\">completed<' '$tmp/d' &&
+    expr '$dd1' '>' '$dd0' >/dev/null"
 ctl '{"variant":1}'
 check "prd-html variant 1: .consultation-item and data-testid notes" sh -c "
     C -b '$tmp/jar1' '$U/consultations?startDate=$SD&endDate=$ED' |
@@ -413,4 +499,4 @@ fi
 
 check "no crash reported in the simulator's log" sh -c "
     ! grep -q 'AddressSanitizer\|runtime error\|fatal' '$tmp/sim.log'"
-[ "$tap_n" = 68 ] || diag "ran $tap_n cases, planned 68"
+[ "$tap_n" = 78 ] || diag "ran $tap_n cases, planned 78"

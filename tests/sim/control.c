@@ -1,9 +1,16 @@
 /*
  * The simulator's control surface: knobs changed at run time through
  * POST /__sim/control (the long options' names, with underscores), the
- * actions expire_sessions and add_notes, and the per-clinic counters of
- * GET /__sim/stats.  A control request is validated whole before any knob
- * changes, so a bad one changes nothing.
+ * actions expire_sessions, add_notes and consultation, and the per-clinic
+ * counters of GET /__sim/stats.  A control request is validated whole
+ * before any knob changes, so a bad one changes nothing.
+ *
+ * "consultation" changes consultations as a clinic does in IDEXX Neo:
+ * {"clinic": N, "id": "<consultation id>", "status": S}, or an array of
+ * those, where S is in_consult (reopened), cancelled (its appointment
+ * cancelled) or checked_out (completed again, later than before).  Its
+ * errors name the field at fault; they are written into a JSON string by
+ * the caller, so a value from the request is echoed only as digits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,12 +28,33 @@
 
 #define KNOB_MS_MAX		(10ULL * 60 * 1000)
 #define KNOB_COUNT_MAX		(1ULL << 40)
+#define CHANGES_MAX		256	/* consultations in one request */
 
 static const char *const bodies[] = {
 	"normal", "truncated", "garbage", "huge", "non-utf8",
 };
 static const char *const wraps[] = {
 	"array", "appointments", "data", "events",
+};
+/* The consultation knob's statuses, in enum sim_change order. */
+static const char *const changes[] = {
+	NULL, "in_consult", "cancelled", "checked_out",
+};
+
+/* One consultation to change. */
+struct change {
+	unsigned int		 clinic;
+	const struct sim_appt	*appt;
+	enum sim_change		 to;
+};
+
+/* The actions of one control request, done once it is valid whole. */
+struct actions {
+	bool		*locked;
+	bool		 expire;
+	bool		 notes;
+	struct change	 ch[CHANGES_MAX];
+	size_t		 nch;
 };
 
 int
@@ -95,9 +123,92 @@ get_rate(json_t *v, uint64_t *ret)
 	return 0;
 }
 
+/* One {"clinic", "id", "status"} object; err says what is wrong. */
 static int
-apply_one(struct sim_knobs *k, const char *key, json_t *v, bool **locked,
-    bool *expire, bool *notes)
+stage_change(struct actions *act, json_t *o, struct buf *err)
+{
+	json_t *c = json_object_get(o, "clinic"), *id = json_object_get(o, "id");
+	json_t *st = json_object_get(o, "status");
+	const struct sim_appt *a;
+	char ids[16];
+	size_t i;
+
+	if (!json_is_object(o) || json_object_size(o) != 3 || c == NULL ||
+	    id == NULL || st == NULL) {
+		buf_printf(err, "control: consultation: want an object of "
+		    "clinic, id and status, and nothing else");
+		return -EINVAL;
+	}
+	if (!json_is_integer(c) || json_integer_value(c) < 1 ||
+	    json_integer_value(c) > (json_int_t)sim.nclinics) {
+		buf_printf(err, "control: consultation: clinic must be a "
+		    "number from 1 to %u", sim.nclinics);
+		return -EINVAL;
+	}
+	if (json_is_integer(id) && json_integer_value(id) > 0 &&
+	    json_integer_value(id) < 1000000000)
+		snprintf(ids, sizeof(ids), "%lld",
+		    (long long)json_integer_value(id));
+	else if (json_is_string(id) && json_string_length(id) > 0 &&
+	    json_string_length(id) < sizeof(ids) &&
+	    strspn(json_string_value(id), "0123456789") ==
+	    json_string_length(id))
+		memcpy(ids, json_string_value(id), json_string_length(id) + 1);
+	else {
+		buf_printf(err, "control: consultation: id must be a "
+		    "consultation id (digits)");
+		return -EINVAL;
+	}
+	if ((a = neo_lookup((unsigned int)json_integer_value(c), ids)) ==
+	    NULL) {
+		buf_printf(err, "control: consultation: clinic %u has no "
+		    "consultation %s (yet)", (unsigned int)json_integer_value(c),
+		    ids);
+		return -EINVAL;
+	}
+	for (i = 1; i < sizeof(changes) / sizeof(changes[0]); i++)
+		if (json_is_string(st) &&
+		    strcmp(json_string_value(st), changes[i]) == 0)
+			break;
+	if (i == sizeof(changes) / sizeof(changes[0])) {
+		buf_printf(err, "control: consultation: status must be "
+		    "in_consult, cancelled or checked_out");
+		return -EINVAL;
+	}
+	if (act->nch == CHANGES_MAX) {
+		buf_printf(err, "control: consultation: more than %d at once",
+		    CHANGES_MAX);
+		return -EINVAL;
+	}
+	act->ch[act->nch].clinic = (unsigned int)json_integer_value(c);
+	act->ch[act->nch].appt = a;
+	act->ch[act->nch].to = (enum sim_change)i;
+	act->nch++;
+	return 0;
+}
+
+static int
+stage_changes(struct actions *act, json_t *v, struct buf *err)
+{
+	json_t *e;
+	size_t i;
+	int r;
+
+	if (!json_is_array(v))
+		return stage_change(act, v, err);
+	if (json_array_size(v) == 0) {
+		buf_printf(err, "control: consultation: an empty array");
+		return -EINVAL;
+	}
+	json_array_foreach(v, i, e)
+		if ((r = stage_change(act, e, err)) != 0)
+			return r;
+	return 0;
+}
+
+static int
+apply_one(struct sim_knobs *k, const char *key, json_t *v,
+    struct actions *act, struct buf *err)
 {
 	uint64_t n;
 	size_t i;
@@ -162,27 +273,29 @@ apply_one(struct sim_knobs *k, const char *key, json_t *v, bool **locked,
 
 		if (!json_is_array(v))
 			return -EINVAL;
-		free(*locked);
-		*locked = xcalloc(sim.nclinics + 1, sizeof(**locked));
+		free(act->locked);
+		act->locked = xcalloc(sim.nclinics + 1, sizeof(*act->locked));
 		json_array_foreach(v, i, e) {
 			if (get_u64(e, sim.nclinics, &n) != 0 || n < 1)
 				return -EINVAL;
-			(*locked)[n] = true;
+			act->locked[n] = true;
 		}
 		return 0;
 	}
 	if (strcmp(key, "expire_sessions") == 0) {
 		if (!json_is_boolean(v))
 			return -EINVAL;
-		*expire = json_is_true(v);
+		act->expire = json_is_true(v);
 		return 0;
 	}
 	if (strcmp(key, "add_notes") == 0) {
 		if (!json_is_boolean(v))
 			return -EINVAL;
-		*notes = json_is_true(v);
+		act->notes = json_is_true(v);
 		return 0;
 	}
+	if (strcmp(key, "consultation") == 0)
+		return stage_changes(act, v, err);
 	return -ENOENT;
 }
 
@@ -190,12 +303,14 @@ int
 control_apply(const char *text, size_t len, struct buf *err)
 {
 	struct sim_knobs k = sim.knobs;
+	struct actions *act;
 	json_error_t jerr;
 	json_t *top = NULL, *v;
 	const char *key;
-	bool *locked = NULL, expire = false, notes = false;
+	size_t i;
 	int r = 0;
 
+	act = xcalloc(1, sizeof(*act));
 	top = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (top == NULL || !json_is_object(top)) {
 		buf_printf(err, "control: not a JSON object");
@@ -203,28 +318,33 @@ control_apply(const char *text, size_t len, struct buf *err)
 		goto out;
 	}
 	json_object_foreach(top, key, v) {
-		r = apply_one(&k, key, v, &locked, &expire, &notes);
+		r = apply_one(&k, key, v, act, err);
 		if (r == -ENOENT) {
 			buf_printf(err, "control: unknown knob");
 			goto out;
 		}
 		if (r != 0) {
-			buf_printf(err, "control: bad value for a knob");
+			if (err->len == 0)
+				buf_printf(err, "control: bad value for a knob");
 			goto out;
 		}
 	}
-	if (locked != NULL) {
+	if (act->locked != NULL) {
 		free(sim.knobs.locked);
-		k.locked = locked;
-		locked = NULL;
+		k.locked = act->locked;
+		act->locked = NULL;
 	}
 	sim.knobs = k;
-	if (expire)
+	if (act->expire)
 		session_expire_all();
-	if (notes)
+	if (act->notes)
 		sim.notes_gen++;
+	for (i = 0; i < act->nch; i++)
+		data_consult_change(act->ch[i].clinic, act->ch[i].appt,
+		    act->ch[i].to);
 out:
-	free(locked);
+	free(act->locked);
+	free(act);
 	json_decref(top);
 	return r;
 }

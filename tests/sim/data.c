@@ -11,6 +11,11 @@
  * Ids encode the clinic: appointment clinic * 100000 + n, consultation
  * clinic * 100000 + 50000 + n.
  *
+ * A consultation may change after the fact, as clinics change them in
+ * IDEXX Neo (data_consult_change(), through the "consultation" knob):
+ * reopened, its appointment cancelled, checked out again later.  The
+ * change is kept on the appointment, so every page shows it from then on.
+ *
  * Times are Unix seconds; the clinic zone is the process's TZ, which main()
  * sets from --timezone, so localtime_r() and mktime() do the zone work.
  */
@@ -414,6 +419,60 @@ write_notes(struct sim_visit *v, uint64_t rng)
 }
 
 bool
+data_appt_cancelled(const struct sim_appt *a)
+{
+	return a->cancelled || a->change == SIM_CHANGE_CANCELLED;
+}
+
+/* The calendar's current_status; the consultation's status follows it. */
+static const char *
+appt_status(const struct sim_appt *a)
+{
+	if (data_appt_cancelled(a))
+		return "Cancelled";
+	if (a->noshow)
+		return "No Show";
+	if (a->kind != SIM_VISIT)
+		return "";
+	if (a->start > data_now())
+		return "Booked";
+	switch (a->change) {
+	case SIM_CHANGE_IN_CONSULT:
+		return "In Consult";
+	case SIM_CHANGE_CHECKED_OUT:
+		return "Checked Out";
+	default:
+		break;
+	}
+	if (a->in_progress && !(a->late_notes && sim.notes_gen > 0))
+		return "In Consult";
+	return "Checked Out";
+}
+
+int64_t
+data_consult_date(const struct sim_appt *a)
+{
+	return a->done_at != 0 ? a->done_at : a->start;
+}
+
+void
+data_consult_change(unsigned int clinic, const struct sim_appt *ca,
+    enum sim_change to)
+{
+	struct sim_clinic *c = sim.clinics[clinic];
+	struct sim_appt *a = &c->appts[ca - c->appts];
+	int64_t now = data_now();
+
+	if (to == SIM_CHANGE_CHECKED_OUT) {
+		if (strcmp(appt_status(a), "Checked Out") == 0)
+			return;
+		a->done_at = now > data_consult_date(a) ? now :
+		    data_consult_date(a) + 1;
+	}
+	a->change = (uint8_t)to;
+}
+
+bool
 data_has_notes(const struct sim_appt *a)
 {
 	return a->consult_id != 0 && (!a->late_notes || sim.notes_gen > 0);
@@ -460,20 +519,13 @@ data_visit_init(struct sim_visit *v, const struct sim_clinic *c,
 		v->reason = "On duty";
 	}
 
-	if (a->cancelled)
-		v->appt_status = "Cancelled";
-	else if (a->noshow)
-		v->appt_status = "No Show";
-	else if (a->kind != SIM_VISIT)
-		v->appt_status = "";
-	else if (a->start > data_now())
-		v->appt_status = "Booked";
-	else if (a->in_progress && !(a->late_notes && sim.notes_gen > 0))
-		v->appt_status = "In Consult";
+	v->appt_status = appt_status(a);
+	if (strcmp(v->appt_status, "In Consult") == 0)
+		v->status = "in_progress";
+	else if (strcmp(v->appt_status, "Cancelled") == 0)
+		v->status = "cancelled";
 	else
-		v->appt_status = "Checked Out";
-	v->status = strcmp(v->appt_status, "In Consult") == 0 ?
-	    "in_progress" : "completed";
+		v->status = "completed";
 	if (a->consult_id == 0 || !with_notes)
 		return;
 

@@ -6,6 +6,9 @@
  * and data-testid a locator or fallback could use is renamed, while the
  * login form stays as it was, so a client logs in and then finds nothing.
  *
+ * A consultation changed by the "consultation" knob keeps its row; its
+ * detail page shows its status (in_progress, cancelled) and its date.
+ *
  * Names and notes are HTML-escaped; every page is UTF-8.
  */
 #include <errno.h>
@@ -139,7 +142,7 @@ row(struct evbuffer *b, const struct sim_visit *v)
 	char date[DATA_LOCAL_LEN];
 	const char *cell = sim.knobs.variant == 1 ? "span" : "td";
 
-	data_format_local(v->appt->start, date);
+	data_format_local(data_consult_date(v->appt), date);
 	switch (sim.knobs.variant) {
 	case 1:
 		evbuffer_add_printf(b, "<div class=\"%s\" %s=\"%u\">", n->item,
@@ -269,7 +272,7 @@ html_detail(unsigned int clinic, const char *id, struct evbuffer *b)
 		return 404;
 	}
 	data_visit_init(&v, data_clinic(clinic), a, true);
-	data_format_local(a->start, date);
+	data_format_local(data_consult_date(a), date);
 	head(b, "Consultation");
 	user_menu(b, clinic);
 	evbuffer_add_printf(b, "<div class=\"%s\" %s=\"%u\" "

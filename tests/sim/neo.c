@@ -111,7 +111,8 @@ calendar_item(const struct sim_clinic *c, const struct sim_appt *a,
 	json_object_set_new(o, "is_block", json_boolean(a->kind == SIM_BLOCK));
 	json_object_set_new(o, "is_roster",
 	    json_boolean(a->kind == SIM_ROSTER));
-	json_object_set_new(o, "cancelled", json_boolean(a->cancelled));
+	json_object_set_new(o, "cancelled",
+	    json_boolean(data_appt_cancelled(a)));
 	data_visit_release(&v);
 	return o;
 }
@@ -243,7 +244,7 @@ neo_page_data(unsigned int clinic, const char *id, struct evbuffer *body)
 		return 404;
 	}
 	data_visit_init(&v, c, a, true);
-	data_format_local(a->start, date);
+	data_format_local(data_consult_date(a), date);
 	lines = lines_json(&v);
 	providers = json_array();
 	for (i = 0; i < c->nproviders; i++)
@@ -284,7 +285,7 @@ expected_consult(const struct sim_clinic *c, const struct sim_appt *a)
 	char date[DATA_LOCAL_LEN], nsha[65], dsha[65];
 
 	data_visit_init(&v, c, a, true);
-	data_format_local(a->start, date);
+	data_format_local(data_consult_date(a), date);
 	data_sha256_hex(v.notes.data ? v.notes.data : "", v.notes.len, nsha);
 	data_sha256_hex(v.discharge.data ? v.discharge.data : "",
 	    v.discharge.len, dsha);

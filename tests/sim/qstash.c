@@ -13,6 +13,10 @@
  * or the connection closed without an answer), and slow answers.  Knobs
  * arrive staged from services.c and apply all at once.
  *
+ * Each message counts the publishes answered with its id
+ * (publish_requests in /__sim/qstash: 1, plus one per 202), so a test
+ * sees a publish sent twice although deduplication hides it.
+ *
  * Deliberate limits: no callbacks, queues, schedules, Upstash-Retry-Delay,
  * Upstash-Timeout or flow control; those headers are kept, not obeyed.
  */
@@ -422,6 +426,7 @@ qstash_publish(struct evhttp_request *req, const char *dest)
 	}
 	if (m->dedup != NULL && (dup = find_dedup(m->dedup)) != NULL) {
 		qs.st.deduplicated++;
+		dup->requests++;
 		reply_json(req, 202, json_pack("{s:s,s:b}", "messageId",
 		    dup->id, "deduplicated", 1));
 		qstash_msg_free(m);
@@ -435,6 +440,7 @@ qstash_publish(struct evhttp_request *req, const char *dest)
 	m->caller = xstrdup(host != NULL ? host : "");
 	m->created_ms = now;
 	m->next_ms = m->not_before_ms;
+	m->requests = 1;
 	h = hash(m->id);
 	m->id_next = qs.by_id[h];
 	qs.by_id[h] = m;
@@ -539,7 +545,7 @@ static json_t *
 msg_json(const struct msg *m)
 {
 	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:i,s:i,s:i,s:i,s:s?,"
-	    "s:o,s:O,s:O,s:O}",
+	    "s:o,s:O,s:O,s:O,s:i}",
 	    "id", m->id,
 	    "destination", m->dest,
 	    "method", m->method,
@@ -555,7 +561,8 @@ msg_json(const struct msg *m)
 	    "body", body_json(m),
 	    "headers", m->received,
 	    "forward", m->forward,
-	    "history", m->history);
+	    "history", m->history,
+	    "publish_requests", (int)m->requests);
 }
 
 /* The knobs as they are, keys left out. */

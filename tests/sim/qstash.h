@@ -55,6 +55,7 @@ struct msg {
 	unsigned int		 attempts;
 	unsigned int		 inflight;
 	unsigned int		 dup_left;	/* duplicates still to send */
+	unsigned int		 requests;	/* publishes answered with it */
 	bool			 orphan;	/* reset while on the wire */
 	enum msg_state		 state;
 	int			 last_status;

@@ -83,6 +83,14 @@ enum sim_kind {
 	SIM_ROSTER,
 };
 
+/* What the "consultation" knob made of a consultation since. */
+enum sim_change {
+	SIM_CHANGE_NONE,		/* as generated */
+	SIM_CHANGE_IN_CONSULT,		/* reopened */
+	SIM_CHANGE_CANCELLED,		/* its appointment cancelled */
+	SIM_CHANGE_CHECKED_OUT,		/* completed at done_at */
+};
+
 struct sim_appt {
 	int64_t		start;		/* Unix seconds */
 	int64_t		end;
@@ -95,6 +103,8 @@ struct sim_appt {
 	bool		late_notes;	/* empty until "add_notes" */
 	bool		in_progress;
 	uint8_t		provider;
+	uint8_t		change;		/* enum sim_change */
+	int64_t		done_at;	/* 0: completed at its start */
 };
 
 struct sim_clinic {
@@ -184,6 +194,17 @@ void		 data_visit_init(struct sim_visit *, const struct sim_clinic *,
 		    const struct sim_appt *, bool with_notes);
 /* Whether the consultation has notes now (cheaper than generating them). */
 bool		 data_has_notes(const struct sim_appt *);
+/* The consultation's date: when it was completed, else its start. */
+int64_t		 data_consult_date(const struct sim_appt *);
+/* Whether the calendar shows the appointment as cancelled. */
+bool		 data_appt_cancelled(const struct sim_appt *);
+/*
+ * Change a consultation of that clinic (a, from neo_lookup) as a clinic
+ * does in IDEXX Neo.  Checking out one that is not checked out completes
+ * it now, later than any completion before; one checked out stays as is.
+ */
+void		 data_consult_change(unsigned int clinic,
+		    const struct sim_appt *a, enum sim_change);
 void		 data_visit_release(struct sim_visit *);
 const char	*data_provider_name(const struct sim_clinic *, unsigned int);
 /* "YYYY-MM-DD HH:MM:SS" in the simulated clinic's zone. */
