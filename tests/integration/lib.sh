@@ -60,8 +60,15 @@ diag() { echo "# $*"; }
 # One at a time (flock): every pg_virtualenv cluster is "<version>/regress"
 # with its pid file and socket in /var/run/postgresql and the first free
 # port, so two made at once (make check -j2) collide.
+#
+# VS_SKIP_DB_TESTS=REASON skips them (make distcheck: step 1 of
+# tests/run-all.sh ran them already, on the same sources).
 in_pg_virtualenv() {
 	[ -n "${VS_DB_TEST_INSIDE:-}" ] && return 0
+	if [ -n "${VS_SKIP_DB_TESTS:-}" ]; then
+		echo "1..0 # SKIP $VS_SKIP_DB_TESTS"
+		exit 0
+	fi
 	if ! command -v pg_virtualenv >/dev/null 2>&1 ||
 	    ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
 		echo "1..0 # SKIP PostgreSQL is not installed" \
