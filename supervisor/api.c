@@ -46,6 +46,8 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/db.h"
+#include "supervisor/events.h"
+#include "supervisor/jwks.h"
 #include "supervisor/jwt.h"
 #include "supervisor/secrets.h"
 #include "supervisor/supervisor.h"
@@ -54,6 +56,7 @@
 #define API_BODY_SLACK	(64 * 1024)	/* past body_max: evhttp's 413 */
 #define API_PATH_MAX	256
 #define API_FIELD_MAX	1024		/* bytes of a credential field */
+#define API_JWKS_WAITERS 64		/* requests waiting on a JWKS fetch */
 
 enum api_auth {
 	AUTH_NONE,
@@ -82,6 +85,13 @@ static bool have_jwt_secret;
 static struct api_requests pending = LIST_HEAD_INITIALIZER(pending);
 static struct delivery deliveries[API_DELIVERY_MAX];
 static size_t n_deliveries;
+
+/* Requests whose token named a kid the JWKS fetch in flight may bring. */
+static struct jwks_waiter {
+	struct api_request	*ar;
+	const struct api_route	*rt;
+} waiters[API_JWKS_WAITERS];
+static size_t n_waiters;
 
 /* Counters for /metrics, since start. */
 static uint64_t replies[6];			/* by status class, 1xx..5xx */
@@ -311,7 +321,7 @@ route_health(struct api_request *ar, const struct jwt_claims *c)
 	    "uptime_seconds",
 	    (json_int_t)((clock_mono_ms() - sv->started_ms) / 1000),
 	    "stopping", sv->stopping,
-	    "auth", have_jwt_secret));
+	    "auth", have_jwt_secret || jwks_enabled()));
 }
 
 static void
@@ -385,6 +395,7 @@ route_metrics(struct api_request *ar, const struct jwt_claims *c)
 		    (unsigned long long)one[i].v);
 	}
 	api_events_metrics(out);
+	events_metrics(out);
 	api_reply_text(ar, "text/plain; version=0.0.4; charset=utf-8", out);
 	evbuffer_free(out);
 }
@@ -438,17 +449,22 @@ method_name(enum evhttp_cmd_type m)
 	return "?";
 }
 
-/* Check the bearer token; false after answering 401, 403 or 503. */
+/*
+ * Check the bearer token; false after answering 401, 403 or 503, or (when
+ * may_wait) after parking the request until the JWKS fetch its unknown kid
+ * asked for has ended (jwks_done() carries on).
+ */
 static bool
 authenticate(struct api_request *ar, const struct api_route *rt,
-    struct jwt_claims *c)
+    struct jwt_claims *c, bool may_wait)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(
 	    ar->req), "Authorization");
 	char reason[JWT_REASON_MAX];
 	struct jwt_expect e = {
-		.key = jwt_secret.data,
-		.keylen = jwt_secret.len,
+		.key = have_jwt_secret ? jwt_secret.data : NULL,
+		.keylen = have_jwt_secret ? jwt_secret.len : 0,
+		.keys = jwks_keys(),
 		.audience = sv->config->api.jwt_audience,
 		.issuer = sv->config->api.jwt_issuer,
 		.now = clock_wall_ms() / 1000,
@@ -456,9 +472,11 @@ authenticate(struct api_request *ar, const struct api_route *rt,
 		.require_sub = rt->auth == AUTH_USER,
 	};
 
-	if (!have_jwt_secret) {
+	int r;
+
+	if (!have_jwt_secret && !jwks_enabled()) {
 		api_error(ar, 503, "%s: authentication is not configured "
-		    "(no jwt-secret)", rt->path);
+		    "(no jwt-secret, no api.jwks_url)", rt->path);
 		return false;
 	}
 	if (h == NULL) {
@@ -474,7 +492,17 @@ authenticate(struct api_request *ar, const struct api_route *rt,
 	h += 7;
 	while (*h == ' ')
 		h++;
-	if (jwt_verify(&e, h, c, reason, sizeof(reason)) < 0) {
+	r = jwt_verify(&e, h, c, reason, sizeof(reason));
+	if (r == -ENOKEY && may_wait && n_waiters < API_JWKS_WAITERS &&
+	    jwks_refresh_for_miss()) {
+		log_debug("api: %s %s: unknown kid, waiting for the JWKS",
+		    method_name(rt->method), rt->path);
+		waiters[n_waiters].ar = ar;
+		waiters[n_waiters].rt = rt;
+		n_waiters++;
+		return false;
+	}
+	if (r < 0) {
 		log_info("api: %s %s: token refused: %s",
 		    method_name(rt->method), rt->path, reason);
 		api_error(ar, 401, "%s", reason);
@@ -556,9 +584,33 @@ dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	memset(&claims, 0, sizeof(claims));
-	if (rt->auth != AUTH_NONE && !authenticate(ar, rt, &claims))
+	if (rt->auth != AUTH_NONE && !authenticate(ar, rt, &claims, true))
 		return;
 	rt->fn(ar, &claims);
+}
+
+/* A JWKS fetch ended: the requests it held go on, once, with what it got. */
+static void
+jwks_done(bool cancelled)
+{
+	struct jwks_waiter w[API_JWKS_WAITERS];
+	struct jwt_claims claims;
+	size_t n = n_waiters;
+
+	memcpy(w, waiters, n * sizeof(w[0]));
+	n_waiters = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].ar->req == NULL)	/* the client left */
+			api_reply(w[i].ar, 0, NULL);
+		else if (cancelled || sv->stopping)
+			api_error(w[i].ar, 503, "%s: vetsyncd is stopping",
+			    w[i].rt->path);
+		else {
+			memset(&claims, 0, sizeof(claims));
+			if (authenticate(w[i].ar, w[i].rt, &claims, false))
+				w[i].rt->fn(w[i].ar, &claims);
+		}
+	}
 }
 
 void
@@ -665,13 +717,18 @@ api_start(struct db_async *db, char *err, size_t errsz)
 	if (secret_read(SECRET_JWT_SECRET, &jwt_secret, serr,
 	    sizeof(serr)) == 0)
 		have_jwt_secret = true;
-	else
+	else if (cf->api.jwks_url == NULL)
 		log_warnx("api: %s: user routes answer 503 until it is there",
 		    serr);
-	if (cf->api.jwks_url != NULL)
-		log_warnx("api.jwks_url: RS256/ES256 tokens are not supported "
-		    "yet; only HS256 tokens signed with jwt-secret are "
-		    "accepted");
+	else
+		log_info("api: %s: only RS256/ES256 tokens of api.jwks_url's "
+		    "keys are accepted", serr);
+	if (cf->api.jwks_url != NULL &&
+	    (r = jwks_start(sv->base, cf->api.jwks_url, jwks_done)) < 0) {
+		snprintf(err, errsz, "api.jwks_url: cannot start fetching: %s",
+		    strerror(-r));
+		goto fail;
+	}
 	if (cf->api.tls_cert != NULL && (r = tls_setup(cf, err, errsz)) < 0)
 		goto fail;
 	if ((http = evhttp_new(sv->base)) == NULL) {
@@ -720,6 +777,11 @@ api_stop(void)
 		api_request_detach(ar);
 		ar->req = NULL;
 	}
+	/* No JWKS fetch will end for them now: theirs is the last word. */
+	for (size_t i = 0; i < n_waiters; i++)
+		api_reply(waiters[i].ar, 0, NULL);
+	n_waiters = 0;
+	jwks_stop();
 	api_events_stop();
 	if (http != NULL)
 		evhttp_free(http);

@@ -1,0 +1,223 @@
+/*
+ * api.jwks_url's key set (jwks.h).  One fetch at a time: a fetch carries
+ * a small struct of its own as the outbound callback's argument, so
+ * jwks_stop() can forget a fetch still in flight (the struct is freed by
+ * the callback outbound_free() runs later) without outbound.h having to
+ * cancel one request.
+ *
+ * Before the first good fetch the set is empty, not NULL: a token by any
+ * kid is then "kid not in the set", which asks for a fetch.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include "supervisor/jwks.h"
+#include "supervisor/jws.h"
+#include "supervisor/outbound.h"
+
+struct fetch {
+	bool	orphan;		/* jwks_stop() ran: free and go */
+};
+
+static struct {
+	bool		 enabled;
+	char		*url;
+	jwks_done_fn	*done;
+	struct jws_keys	*keys;
+	struct event	*timer;
+	struct fetch	*inflight;
+	uint64_t	 last_miss_ms;	/* the last on-demand fetch, mono */
+	bool		 have_miss;
+	uint64_t	 retry_s;	/* the next delay after a failure */
+} jw;
+
+static void fetch_start(void);
+
+static void
+schedule(uint64_t seconds)
+{
+	struct timeval tv = clock_timeval_ms(seconds * 1000);
+
+	evtimer_add(jw.timer, &tv);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	fetch_start();
+}
+
+static void
+skipped(size_t index, const char *why, void *arg)
+{
+	log_warnx("api.jwks_url: key %zu skipped: %s", index, why);
+}
+
+/* Whether r brought a set we took. */
+static bool
+take(const struct outbound_response *r)
+{
+	struct jws_keys *set = NULL;
+	char err[JWS_REASON_MAX];
+
+	if (r->error < 0) {
+		log_warnx("api.jwks_url: %s; keeping the %zu key(s) we have",
+		    r->error_text, jws_keys_count(jw.keys));
+		return false;
+	}
+	if (r->status != 200) {
+		log_warnx("api.jwks_url: answered %ld, not 200; keeping the "
+		    "%zu key(s) we have", r->status, jws_keys_count(jw.keys));
+		return false;
+	}
+	if (jws_keys_parse(r->body, r->len, skipped, NULL, &set, err,
+	    sizeof(err)) < 0) {
+		log_warnx("api.jwks_url: %s; keeping the %zu key(s) we have",
+		    err, jws_keys_count(jw.keys));
+		return false;
+	}
+	if (jws_keys_same(set, jw.keys))
+		log_debug("api.jwks_url: %zu key(s), unchanged",
+		    jws_keys_count(set));
+	else
+		log_info("api.jwks_url: %zu key(s) in use (was %zu)",
+		    jws_keys_count(set), jws_keys_count(jw.keys));
+	jws_keys_free(jw.keys);
+	jw.keys = set;
+	return true;
+}
+
+static void
+fetched(const struct outbound_response *r, void *arg)
+{
+	struct fetch *f = arg;
+
+	if (f->orphan) {
+		free(f);
+		return;
+	}
+	jw.inflight = NULL;
+	free(f);
+	if (r->error == -ECANCELED) {
+		/* vetsyncd is stopping: no more fetches. */
+		evtimer_del(jw.timer);
+		if (jw.done != NULL)
+			jw.done(true);
+		return;
+	}
+	if (take(r)) {
+		jw.retry_s = JWKS_RETRY_S;
+		schedule(JWKS_REFRESH_S);
+	} else {
+		schedule(jw.retry_s);
+		jw.retry_s = jw.retry_s * 2 > JWKS_REFRESH_S ? JWKS_REFRESH_S :
+		    jw.retry_s * 2;
+	}
+	if (jw.done != NULL)
+		jw.done(false);
+}
+
+static void
+fetch_start(void)
+{
+	struct outbound_request rq = {
+		.method = "GET",
+		.url = jw.url,
+		.headers = { "Accept: application/json", NULL },
+		.timeout_ms = JWKS_TIMEOUT_MS,
+		.response_max = JWKS_DOC_MAX,
+	};
+	struct fetch *f;
+	int r;
+
+	if (!jw.enabled || jw.inflight != NULL)
+		return;
+	evtimer_del(jw.timer);
+	f = xcalloc(1, sizeof(*f));
+	if ((r = outbound_send(&rq, fetched, f)) < 0) {
+		free(f);
+		log_warnx("api.jwks_url %s: cannot fetch: %s", log_q(jw.url),
+		    strerror(-r));
+		if (r != -ESHUTDOWN)
+			schedule(jw.retry_s);
+		return;
+	}
+	log_debug("api.jwks_url: fetching %s", log_q(jw.url));
+	jw.inflight = f;
+}
+
+int
+jwks_start(struct event_base *base, const char *url, jwks_done_fn *done)
+{
+	int r;
+
+	if (jw.enabled)
+		return 0;
+	if ((r = outbound_init(base)) < 0)
+		return r;
+	if ((jw.timer = evtimer_new(base, timer_cb, NULL)) == NULL)
+		return -ENOMEM;
+	jw.url = xstrdup(url);
+	jw.done = done;
+	jw.keys = jws_keys_new();
+	jw.retry_s = JWKS_RETRY_S;
+	jw.have_miss = false;
+	jw.enabled = true;
+	fetch_start();
+	return 0;
+}
+
+void
+jwks_stop(void)
+{
+	if (jw.inflight != NULL)
+		jw.inflight->orphan = true;
+	jw.inflight = NULL;
+	if (jw.timer != NULL)
+		event_free(jw.timer);
+	jw.timer = NULL;
+	jws_keys_free(jw.keys);
+	jw.keys = NULL;
+	free(jw.url);
+	jw.url = NULL;
+	jw.done = NULL;
+	jw.enabled = false;
+}
+
+const struct jws_keys *
+jwks_keys(void)
+{
+	return jw.keys;
+}
+
+bool
+jwks_enabled(void)
+{
+	return jw.enabled;
+}
+
+bool
+jwks_refresh_for_miss(void)
+{
+	uint64_t now = clock_mono_ms();
+
+	if (!jw.enabled)
+		return false;
+	if (jw.inflight != NULL)
+		return true;
+	if (jw.have_miss && now - jw.last_miss_ms < JWKS_MISS_S * 1000)
+		return false;
+	jw.have_miss = true;
+	jw.last_miss_ms = now;
+	fetch_start();
+	return jw.inflight != NULL;
+}
