@@ -21,6 +21,7 @@
 #include "supervisor/clinics.h"
 #include "supervisor/config.h"
 #include "supervisor/credstore.h"
+#include "supervisor/events.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/reconcile.h"
 #include "supervisor/supervisor.h"
@@ -377,6 +378,7 @@ clinic_start(struct clinic *c, struct worker_job *job)
 	r = worker_start(job, clinic_job_done, c, &c->worker);
 	if (r == 0) {
 		api_job_started(job);
+		events_job_started(job);
 		return;
 	}
 	/* No process at all (fork failed). */
@@ -705,6 +707,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 	}
 next:
 	api_job_ended(job, o);
+	events_job_ended(job, o);
 	if (c->state == CLINIC_IDLE && c->pending != 0 && !sv->stopping)
 		clinic_enqueue(c);
 	if (ended_hook != NULL)

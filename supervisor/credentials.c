@@ -16,6 +16,7 @@
 #include "supervisor/clinics.h"
 #include "supervisor/credentials.h"
 #include "supervisor/credstore.h"
+#include "supervisor/events.h"
 #include "supervisor/reconcile.h"
 #include "supervisor/vault.h"
 #include "supervisor/workers.h"
@@ -82,6 +83,7 @@ validated(const char *id, const struct worker_outcome *o, void *arg)
 		return;
 	}
 	if (o->cls == WORKER_EXIT_CLEAN && o->result_ok) {
+		events_credential_validated(s->id, true);
 		credstore_store(s->id, &s->keep, s->job, stored, s);
 		return;
 	}
@@ -91,6 +93,7 @@ validated(const char *id, const struct worker_outcome *o, void *arg)
 	json_object_set_new(f, "detail", json_string(o->detail));
 	audit_record("credentials_rejected", s->id, s->job, f);
 	if (o->invalid_credentials) {
+		events_credential_validated(s->id, false);
 		log_info("clinic=%s: IDEXX refused the new credentials; "
 		    "nothing stored", s->id);
 		setting_end(s, answer_new(false, "invalid", "IDEXX refused "

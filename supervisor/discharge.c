@@ -31,6 +31,7 @@
 #include "supervisor/discharge.h"
 #include "supervisor/discharge_int.h"
 #include "supervisor/discharge_rules.h"
+#include "supervisor/events.h"
 #include "supervisor/outbound.h"
 #include "supervisor/secrets.h"
 #include "supervisor/supervisor.h"
@@ -311,8 +312,12 @@ record_done(int r, const char *error, const struct db_result *rows,
 		    error != NULL ? error : strerror(-r));
 	if (r == 0 && rows != NULL && db_result_rows(rows) == 1 &&
 	    pb->cancel[0] == '\0') {
+		const char *pub = db_result_value(rows, 0, 0);
 		const char *stale = db_result_value(rows, 0, 1);
 
+		if (pub != NULL && strcmp(pub, "1") == 0)
+			events_discharge_scheduled(pb->user, pb->consultation,
+			    pb->not_before);
 		if (stale != NULL && strcmp(stale, "0") != 0)
 			log_info("discharge call %s: changed while it was "
 			    "published; its message will be cancelled", pb->id);

@@ -47,6 +47,7 @@
 #include "supervisor/credstore.h"
 #include "supervisor/db.h"
 #include "supervisor/discharge.h"
+#include "supervisor/events.h"
 #include "supervisor/jobspec.h"
 #include "supervisor/kmsg.h"
 #include "supervisor/notify.h"
@@ -587,6 +588,8 @@ main(int argc, char **argv)
 	scheduler_start(sv->base, database);
 	if (discharge_start(database, sv->config->instance.name) < 0)
 		fatalx("discharge calls cannot start (see above)");
+	if (events_start(database) < 0)
+		fatalx("events: out of memory");
 	/* Syncs do not depend on the API: without it they still run. */
 	if (api_start(database, err, sizeof(err)) < 0)
 		log_warnx("%s: running without the HTTP API", err);
@@ -606,6 +609,7 @@ main(int argc, char **argv)
 	log_info("stopped");
 	audit_record("supervisor_stopped", NULL, 0, NULL);
 	control_close();
+	events_stop(EVENTS_STOP_MS);	/* before outbound_free() */
 	discharge_stop();	/* before api_stop(): it holds requests */
 	api_stop();
 	clinics_free_all();

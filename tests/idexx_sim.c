@@ -463,6 +463,8 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 		qstash_inspect(q, body);
 	else if (strcmp(path, "/__sim/vapi") == 0)
 		vapi_inspect(body);
+	else if (strcmp(path, "/__sim/posthog") == 0)
+		posthog_inspect(body);
 	else if (strcmp(path, "/__sim/stats") == 0)
 		control_stats(body);
 	else if (strcmp(path, "/__sim/stats/reset") == 0 &&
@@ -619,7 +621,8 @@ usage(void)
 	    "[--port-file FILE]\n"
 	    "    [--qstash-token T] [--qstash-current-key K] "
 	    "[--qstash-next-key K]\n"
-	    "    [--qstash-clock-scale N] [--vapi-key K]\n");
+	    "    [--qstash-clock-scale N] [--vapi-key K]\n"
+	    "    [--posthog-key K] [--posthog-port-file FILE]\n");
 	exit(2);
 }
 
@@ -649,7 +652,7 @@ enum {
 	OPT_429, OPT_RETRY, OPT_5XX, OPT_SLOW, OPT_BODY, OPT_VARIANT,
 	OPT_WRAP, OPT_UI, OPT_LOCKED, OPT_EXPIRY, OPT_CERT, OPT_KEY,
 	OPT_PORTFILE, OPT_QTOKEN, OPT_QCURRENT, OPT_QNEXT, OPT_QSCALE,
-	OPT_VAPIKEY,
+	OPT_VAPIKEY, OPT_PHKEY, OPT_PHPORTFILE,
 };
 
 static const struct option longopts[] = {
@@ -681,6 +684,8 @@ static const struct option longopts[] = {
 	{ "qstash-next-key", required_argument, NULL, OPT_QNEXT },
 	{ "qstash-clock-scale", required_argument, NULL, OPT_QSCALE },
 	{ "vapi-key", required_argument, NULL, OPT_VAPIKEY },
+	{ "posthog-key", required_argument, NULL, OPT_PHKEY },
+	{ "posthog-port-file", required_argument, NULL, OPT_PHPORTFILE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -702,6 +707,7 @@ main(int argc, char **argv)
 		.next_key = "sig_sim_next",
 		.clock_scale = 1,
 		.vapi_key = "vapi-sim-key",
+		.posthog_key = "phc_sim_key",
 	};
 	unsigned int port = 0;
 	bool have_port = false;
@@ -799,6 +805,8 @@ main(int argc, char **argv)
 			    1000000);
 			break;
 		case OPT_VAPIKEY: so.vapi_key = optarg; break;
+		case OPT_PHKEY: so.posthog_key = optarg; break;
+		case OPT_PHPORTFILE: so.posthog_port_file = optarg; break;
 		default: usage();
 		}
 	}
@@ -836,6 +844,7 @@ main(int argc, char **argv)
 	evhttp_set_timeout(http, 60);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	    EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
+	so.posthog_bind = bind_addr;
 	services_init(base, &so);
 	evhttp_set_gencb(http, handle, NULL);
 	if (cert != NULL) {

@@ -181,7 +181,7 @@ services_route(struct evhttp_request *req, const char *path)
 		vapi_call(req);
 		return true;
 	}
-	return false;
+	return posthog_route(req, path);
 }
 
 int
@@ -207,6 +207,8 @@ services_control_begin(const char *text, size_t len, struct buf *err,
 			r = qstash_control_stage(key, v);
 		else if (strncmp(key, "vapi_", 5) == 0)
 			r = vapi_control_stage(key, v);
+		else if (strncmp(key, "posthog_", 8) == 0)
+			r = posthog_control_stage(key, v);
 		else {
 			json_object_set(rest, key, v);
 			continue;
@@ -234,6 +236,7 @@ services_control_end(bool apply)
 {
 	qstash_control_end(apply);
 	vapi_control_end(apply);
+	posthog_control_end(apply);
 }
 
 void
@@ -242,6 +245,7 @@ services_init(struct event_base *b, const struct services_opts *o)
 	base = b;
 	qstash_init(b, o);
 	vapi_init(o->vapi_key);
+	posthog_init(b, o);
 }
 
 void
@@ -260,4 +264,5 @@ services_free(void)
 	}
 	qstash_free();
 	vapi_free();
+	posthog_free();
 }

@@ -40,6 +40,10 @@
  *   vapi_reset true
  * GET /__sim/qstash[?state=&id=&destination=&messages=0] lists the clock,
  * the knobs, the counters and the messages; GET /__sim/vapi the calls.
+ *
+ * PostHog's capture (tests/sim/posthog.c): --posthog-key K, and
+ * --posthog-port-file F for a port of its own with the real body caps;
+ * posthog_ knobs (see there); GET /__sim/posthog lists the events.
  */
 #ifndef VS_TESTS_SIM_SERVICES_H
 #define VS_TESTS_SIM_SERVICES_H
@@ -62,6 +66,9 @@ struct services_opts {
 	const char	*next_key;
 	uint64_t	 clock_scale;	/* QStash clock speed; 0 stops it */
 	const char	*vapi_key;
+	const char	*posthog_key;
+	const char	*posthog_bind;	/* address of PostHog's own port */
+	const char	*posthog_port_file;	/* NULL: no port of its own */
 };
 
 /* services.c */
@@ -104,5 +111,15 @@ void	 vapi_inspect(struct evbuffer *);
 /* Stage one vapi_ knob: 0, -ENOENT (unknown) or -EINVAL (bad value). */
 int	 vapi_control_stage(const char *key, struct json_t *value);
 void	 vapi_control_end(bool apply);
+
+/* posthog.c */
+void	 posthog_init(struct event_base *, const struct services_opts *);
+void	 posthog_free(void);
+/* True when path is one of PostHog's capture paths; it is then answered. */
+bool	 posthog_route(struct evhttp_request *, const char *path);
+void	 posthog_inspect(struct evbuffer *);
+/* Stage one posthog_ knob: 0, -ENOENT (unknown) or -EINVAL (bad value). */
+int	 posthog_control_stage(const char *key, struct json_t *value);
+void	 posthog_control_end(bool apply);
 
 #endif
