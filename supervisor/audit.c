@@ -543,15 +543,25 @@ encode(const struct audit_event *e, json_t *rec, uint64_t seq,
 	return line;
 }
 
+/*
+ * A record the spool cannot take: at its limit (error 0), or the file
+ * system failed the write (a full disk, an I/O error).  Said loudly once
+ * per episode, counted always.
+ */
 static void
-refuse(const char *event, uint64_t len)
+refuse(const char *event, uint64_t len, int error)
 {
 	sp.refused++;
-	if (sp.episode++ == 0)
+	if (sp.episode++ == 0 && error == 0)
 		log_warnx("alert: audit spool '%s' is full (%" PRIu64 " of %"
 		    PRIu64 " bytes, %" PRIu64 " not yet in the database): "
 		    "refusing audit records until the database takes them",
 		    sp.path, sp.size, sp.limit, sp.size - sp.done);
+	else if (sp.episode == 1)
+		log_warnx("alert: audit spool '%s' cannot be written: %s "
+		    "(%" PRIu64 " bytes, %" PRIu64 " not yet in the database): "
+		    "refusing audit records until it can", sp.path,
+		    strerror(error), sp.size, sp.size - sp.done);
 	log_debug("audit: '%s' record of %" PRIu64 " bytes refused", event,
 	    len);
 }
@@ -591,13 +601,12 @@ audit_emit(const struct audit_event *e, json_t *fields)
 		log_warnx("audit spool '%s': cannot compact: %s", sp.path,
 		    strerror(-r));
 	if (sp.size + len > sp.limit) {
-		refuse(e->event, len);
+		refuse(e->event, len, 0);
 		r = -ENOSPC;
 		goto out;
 	}
 	if ((r = write_all(sp.fd, line, len)) < 0) {
-		errno = -r;
-		log_warn("audit: cannot append a '%s' record", e->event);
+		refuse(e->event, len, -r);
 		/* No half line may stay for the next record to join. */
 		if (ftruncate(sp.fd, (off_t)sp.size) == -1)
 			log_warn("audit spool '%s': cannot truncate", sp.path);
@@ -612,7 +621,7 @@ audit_emit(const struct audit_event *e, json_t *fields)
 	sp.count++;
 	if (sp.episode > 0) {
 		log_warnx("audit spool '%s': taking records again; %" PRIu64
-		    " were refused while it was full", sp.path, sp.episode);
+		    " were refused meanwhile", sp.path, sp.episode);
 		sp.episode = 0;
 	}
 	if (sp.notify != NULL)

@@ -8,15 +8,15 @@
 # none lost, none doubled), a crash after the database committed but
 # before the cursor moved (replayed, not doubled), vetsyncd killed with
 # SIGKILL while a batch is in flight, a transaction the database refuses
-# (retried, said once), and the spool's limit (refused loudly, once; the
-# earlier records intact and written later).
+# (retried, said once), the spool's limit and a full disk under it (each
+# refused loudly, once; the earlier records intact and written later).
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
 
 in_pg_virtualenv "$@"
 
-N=34
+N=41
 skip_all() { skip_plan $N "audit case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -342,6 +342,56 @@ sum=$(grep 'audit: .* record(s) written since the start' "$log" | tail -1)
 check "at exit, the writer says what the full spool refused" \
     eval 'echo "$sum" | grep -q "written since the start, [1-9][0-9]* refused"'
 check "none doubled in the end" keys_once
+
+# A full disk: the state directory on a small tmpfs of its own (a private
+# mount namespace; the daemon's view is /proc/PID/root), the database
+# down, the file system filled up behind the spool's back.
+full=$tmp/state-full
+mkdir -p "$full"
+pgstop
+log_before=$(wc -l <"$log")
+env CREDENTIALS_DIRECTORY="$tmp/creds" unshare -m --propagation private \
+    sh -c 'mount -t tmpfs -o size=128k,mode=700 vetsync-full "$0" &&
+    exec "$@"' "$full" "$top_builddir/vetsyncd" -d -c "$tmp/vetsyncd.conf" \
+    -S "$tmp/control.sock" -s "$full" 2>>"$log" &
+daemon=$!
+wait_for 10 test -S "$tmp/control.sock" || diag "vetsyncd did not start"
+spool=/proc/$daemon/root$full/audit.spool
+cursor=$spool.cursor
+reloads 10
+jq -r .seq "$spool" >"$tmp/disk.seqs"
+nd=$(wc -l <"$tmp/disk.seqs")
+dd if=/dev/zero of="/proc/$daemon/root$full/filler" bs=4k \
+    count=64 2>/dev/null
+reloads 80
+refused=$(tail -n +"$log_before" "$log" |
+    grep -c "alert: audit spool .* cannot be written: No space left")
+check "disk full: one loud error naming it ($refused)" test "$refused" -eq 1
+check "disk full: vetsyncd goes on" kill -0 "$daemon"
+# tmpfs takes writes into the page it has already given: a few records
+# may still get in; every one after the first refusal is refused.
+jq -r .seq "$spool" >"$tmp/disk.after" 2>"$tmp/disk.jq"
+na=$(wc -l <"$tmp/disk.after")
+first=$(head -1 "$tmp/disk.after")
+last=$(tail -1 "$tmp/disk.after")
+check "disk full: the records spooled are intact, no half line ($na)" \
+    test ! -s "$tmp/disk.jq" -a "$na" -eq $((last - first + 1)) -a \
+    "$(head -n "$nd" "$tmp/disk.after" | cmp -s - "$tmp/disk.seqs" &&
+    echo same)" = same
+check "disk full: the later records were refused ($na of $((nd + 80)) in)" \
+    test "$na" -lt $((nd + 80))
+rm -f "/proc/$daemon/root$full/filler"
+pgstart
+check "disk free again: the records spooled before are written" \
+    eval 'wait_for 60 spool_empty && all_in "$tmp/disk.after"'
+kill -HUP "$daemon"
+again() {
+	tail -n +"$log_before" "$log" |
+	    grep -q "audit spool .*: taking records again; [1-9]"
+}
+check "and the spool takes records again" wait_for 10 again
+check "none doubled after the full disk" keys_once
+stop
 if [ "$tap_failed" -gt 0 ]; then
 	diag "vetsyncd log (tail):"
 	grep -v 'audit: {' "$log" | tail -40 | sed 's/^/# /'
