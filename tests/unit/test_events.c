@@ -1,26 +1,57 @@
 /*
- * Unit tests for the pure parts of supervisor/events.c: an event's JSON
- * as PostHog's batch takes it (CONTRACTS §2), the batch body and its size
+ * Unit tests for supervisor/events.c.  The pure parts: an event's JSON as
+ * PostHog's batch takes it (CONTRACTS §2), the batch body and its size
  * bound, which answers are retried, the backoff with Retry-After, and the
- * error class and step of a failed sync.  Expected values written by hand.
+ * error class and step of a failed sync; expected values written by hand.
+ * The queue, through the public face against an evhttp server on
+ * 127.0.0.1 in the same loop: batches of posthog.batch_size in order, the
+ * rest waiting for the interval and sent at stop; a 503 retried with the
+ * same body and a 400 dropped; the bound (the oldest dropped, counted);
+ * and a stop with PostHog unreachable that keeps to its deadline.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <jansson.h>
 
+#include "common/clock.h"
+
+#include "supervisor/config.h"
 #include "supervisor/events.h"
+#include "supervisor/outbound.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/workers.h"
 
-/* events.c reads the supervisor's state; these tests never reach it. */
-struct supervisor *sv;
+#define KEY	"phc_unit_key"
+
+static struct supervisor the_sv;
+static struct config cf;
+struct supervisor *sv = &the_sv;
+
+/* The PostHog stand-in: every batch it got, and the answers to give. */
+static struct evhttp *http;
+static int port;
+static json_t *got;		/* request bodies, parsed */
+static char *raw[8];		/* the first bodies, as sent */
+static int script[8], nscript;	/* statuses to answer, then 200s */
+static char credsdir[64];
 
 #define U1	"11111111-2222-4333-8444-555555555501"
 #define ID1	"0b6a4c1e-5d2f-4a7b-9c3d-1e2f3a4b5c6d"
@@ -216,6 +247,278 @@ test_failure_class(void **state)
 	}
 }
 
+/* --- the queue ------------------------------------------------------------- */
+
+static void
+server_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evbuffer *out = evbuffer_new();
+	size_t n = evbuffer_get_length(in), i = json_array_size(got);
+	const char *body = (const char *)evbuffer_pullup(in, -1);
+	int code = i < (size_t)nscript ? script[i] : 200;
+
+	(void)arg;
+	json_array_append_new(got, json_loadb(body, n, 0, NULL));
+	if (i < sizeof(raw) / sizeof(raw[0]))
+		raw[i] = strndup(body, n);
+	evbuffer_add_printf(out, "{\"status\":\"Ok\"}");
+	evhttp_send_reply(req, code, NULL, out);
+	evbuffer_free(out);
+}
+
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* Run the loop until the server has n requests, or ms pass. */
+static void
+run_until(size_t n, uint64_t ms)
+{
+	uint64_t end = clock_mono_ms() + ms;
+	struct timeval tv = clock_timeval_ms(20);
+	struct event *t = evtimer_new(sv->base, tick_cb, NULL);
+
+	while (json_array_size(got) < n && clock_mono_ms() < end) {
+		evtimer_add(t, &tv);
+		event_base_loop(sv->base, EVLOOP_ONCE);
+	}
+	event_free(t);
+}
+
+/* A metric's value from events_metrics(); -1 when absent. */
+static long long
+metric(const char *name)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *text, *p;
+	long long v = -1;
+	size_t n;
+
+	events_metrics(b);
+	n = evbuffer_get_length(b);
+	text = strndup((const char *)evbuffer_pullup(b, -1), n);
+	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (strncmp(p, name, strlen(name)) == 0 &&
+		    p[strlen(name)] == ' ')
+			v = strtoll(p + strlen(name) + 1, NULL, 10);
+	}
+	free(text);
+	evbuffer_free(b);
+	return v;
+}
+
+/* The user id of event e of request r. */
+static const char *
+user_of(size_t r, size_t e)
+{
+	return json_string_value(json_object_get(json_object_get(
+	    json_array_get(json_object_get(json_array_get(got, r), "batch"),
+	    e), "properties"), "userId"));
+}
+
+static size_t
+events_in(size_t r)
+{
+	return json_array_size(json_object_get(json_array_get(got, r),
+	    "batch"));
+}
+
+static void
+start(int at_port, unsigned batch_size, uint64_t interval_ms)
+{
+	static char host[64];
+
+	snprintf(host, sizeof(host), "http://127.0.0.1:%d/", at_port);
+	cf.posthog.host = host;
+	cf.posthog.batch_size = batch_size;
+	cf.posthog.flush_interval_ms = interval_ms;
+	assert_int_equal(events_start(NULL), 0);
+	assert_true(events_enabled());
+}
+
+/* n credential.validated events of users c<first> ... */
+static void
+emit(unsigned first, unsigned n)
+{
+	char u[16];
+
+	for (unsigned i = first; i < first + n; i++) {
+		snprintf(u, sizeof(u), "c%u", i);
+		events_credential_validated(u, i % 2 == 0);
+	}
+}
+
+static int
+queue_setup(void **state)
+{
+	struct evhttp_bound_socket *s;
+	struct sockaddr_storage ss;
+	ev_socklen_t len = sizeof(ss);
+	char path[128];
+	FILE *f;
+
+	(void)state;
+	snprintf(credsdir, sizeof(credsdir), "/tmp/vs-test-events.XXXXXX");
+	if (mkdtemp(credsdir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/posthog-key", credsdir);
+	if ((f = fopen(path, "we")) == NULL)
+		return -1;
+	fprintf(f, "%s\n", KEY);
+	fclose(f);
+	chmod(path, 0600);
+	setenv("CREDENTIALS_DIRECTORY", credsdir, 1);
+	the_sv.base = event_base_new();
+	the_sv.config = &cf;
+	http = evhttp_new(the_sv.base);
+	evhttp_set_gencb(http, server_cb, NULL);
+	s = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+	if (s == NULL)
+		return -1;
+	getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&ss,
+	    &len);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	got = json_array();
+	nscript = 0;
+	return 0;
+}
+
+static int
+queue_teardown(void **state)
+{
+	char path[128];
+
+	(void)state;
+	events_stop(0);
+	outbound_free();
+	evhttp_free(http);
+	event_base_free(the_sv.base);
+	json_decref(got);
+	for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+		free(raw[i]);
+		raw[i] = NULL;
+	}
+	snprintf(path, sizeof(path), "%s/posthog-key", credsdir);
+	unlink(path);
+	rmdir(credsdir);
+	return 0;
+}
+
+static void
+test_queue_batches(void **state)
+{
+	(void)state;
+	start(port, 3, 600000);
+	emit(0, 7);
+	run_until(2, 5000);
+	assert_int_equal(json_array_size(got), 2);
+	assert_int_equal(events_in(0), 3);
+	assert_int_equal(events_in(1), 3);
+	assert_string_equal(user_of(0, 0), "c0");
+	assert_string_equal(user_of(0, 2), "c2");
+	assert_string_equal(user_of(1, 0), "c3");
+	assert_string_equal(user_of(1, 2), "c5");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    got, 0), "api_key")), KEY);
+	/* The seventh waits for the interval ... */
+	run_until(3, 300);
+	assert_int_equal(json_array_size(got), 2);
+	assert_int_equal(metric("vetsync_posthog_events_waiting"), 1);
+	/* ... or the stop. */
+	events_stop(2000);
+	assert_int_equal(json_array_size(got), 3);
+	assert_string_equal(user_of(2, 0), "c6");
+	assert_int_equal(metric("vetsync_posthog_events_sent_total"), 7);
+	assert_false(events_enabled());
+}
+
+static void
+test_queue_retry_and_drop(void **state)
+{
+	(void)state;
+	script[0] = 503;
+	script[1] = 200;
+	script[2] = 400;
+	nscript = 3;
+	start(port, 1, 1000);
+	emit(0, 1);
+	run_until(2, 5000);
+	assert_int_equal(json_array_size(got), 2);
+	run_until(3, 200);	/* the client reads the answer */
+	/* The same body again: the same uuid, sent once in the end. */
+	assert_non_null(raw[0]);
+	assert_non_null(raw[1]);
+	assert_string_equal(raw[0], raw[1]);
+	assert_int_equal(metric("vetsync_posthog_events_sent_total"), 1);
+	assert_int_equal(metric(
+	    "vetsync_posthog_requests_total{result=\"retried\"}"), 1);
+	/* A 400 is not retried. */
+	emit(1, 1);
+	run_until(3, 5000);
+	assert_int_equal(json_array_size(got), 3);
+	run_until(4, 1500);
+	assert_int_equal(json_array_size(got), 3);
+	assert_int_equal(metric(
+	    "vetsync_posthog_events_dropped_total{reason=\"rejected\"}"), 1);
+	assert_int_equal(metric("vetsync_posthog_events_waiting"), 0);
+}
+
+static void
+test_queue_bound(void **state)
+{
+	size_t total = 0;
+
+	(void)state;
+	start(port, 1000, 600000);
+	/* No loop runs meanwhile: the ring fills and the oldest go. */
+	emit(0, EVENTS_QUEUE_MAX + 5);
+	assert_int_equal(metric(
+	    "vetsync_posthog_events_dropped_total{reason=\"overflow\"}"), 5);
+	assert_int_equal(metric("vetsync_posthog_events_waiting"),
+	    EVENTS_QUEUE_MAX);
+	events_stop(10000);
+	for (size_t i = 0; i < json_array_size(got); i++) {
+		assert_true(events_in(i) <= 1000);
+		total += events_in(i);
+	}
+	assert_int_equal(total, EVENTS_QUEUE_MAX);
+	assert_string_equal(user_of(0, 0), "c5");
+}
+
+static void
+test_queue_unreachable(void **state)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), dead;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	uint64_t t0;
+
+	(void)state;
+	/* A port nothing listens on. */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	dead = ntohs(sa.sin_port);
+	close(fd);
+	start(dead, 1, 1000);
+	emit(0, 2);
+	run_until(1, 300);
+	t0 = clock_mono_ms();
+	events_stop(1000);
+	assert_true(clock_mono_ms() - t0 < 1500);
+	assert_int_equal(metric(
+	    "vetsync_posthog_events_dropped_total{reason=\"stopping\"}"), 2);
+	assert_int_equal(metric("vetsync_posthog_events_sent_total"), 0);
+	assert_int_equal(json_array_size(got), 0);
+}
+
 int
 main(void)
 {
@@ -227,6 +530,14 @@ main(void)
 		cmocka_unit_test(test_verdict),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_failure_class),
+		cmocka_unit_test_setup_teardown(test_queue_batches,
+		    queue_setup, queue_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_retry_and_drop,
+		    queue_setup, queue_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_bound,
+		    queue_setup, queue_teardown),
+		cmocka_unit_test_setup_teardown(test_queue_unreachable,
+		    queue_setup, queue_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
