@@ -473,6 +473,8 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 		evbuffer_add_printf(body, "{\"ok\":true}");
 	} else if (strcmp(path, "/__sim/expected") == 0)
 		code = neo_expected(q, body);
+	else if (strcmp(path, "/__sim/jwks") == 0)
+		code = jwks_control(req, body);
 	else {
 		code = 404;
 		evbuffer_add_printf(body, "{\"error\":\"not_found\"}");
@@ -503,6 +505,8 @@ handle(struct evhttp_request *req, void *arg)
 	if (path == NULL || *path == '\0')
 		path = "/";
 	if (services_route(req, path))
+		goto out;
+	if (jwks_route(req, path))
 		goto out;
 	if (query != NULL && evhttp_parse_query_str(query, &q) != 0) {
 		send_now(req, 400, body, 0, false);
@@ -896,5 +900,6 @@ main(int argc, char **argv)
 	free(sim.stats);
 	free(sim.knobs.locked);
 	mutate_free();
+	jwks_free();
 	return 0;
 }

@@ -254,6 +254,11 @@ void		 html_expired(struct evbuffer *);
 void		 mutate_body(struct evbuffer *, bool json);
 void		 mutate_free(void);
 
+/* jwks.c: Supabase's JWKS document, steered by POST /__sim/jwks. */
+bool		 jwks_route(struct evhttp_request *, const char *path);
+int		 jwks_control(struct evhttp_request *, struct evbuffer *body);
+void		 jwks_free(void);
+
 /* control.c */
 int		 control_apply(const char *json, size_t len, struct buf *err);
 void		 control_knobs(struct evbuffer *);
