@@ -6,15 +6,17 @@
 # row written by Node's crypto fail cleanly; `credentials revoke` kills the
 # running worker through LISTEN/NOTIFY within 1 s and holds the clinic;
 # `keys rotate` re-encrypts every row while syncs run, can be interrupted
-# and resumed; and the password never shows in a log, the spool, the
-# daemon's environment or a table.
+# and resumed; bad control requests (not JSON, fields missing or wrong,
+# oversized) and an unreachable vetsyncd are refused, naming what was
+# wrong; and the password never shows in a log, the spool, the daemon's
+# environment or a table.
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
 
 in_pg_virtualenv "$@"
 
-N=44
+N=53
 skip_all() { skip_plan $N "credentials case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -164,6 +166,73 @@ ctl credentials set --user $U --username a </dev/null >/dev/null 2>&1; rc=$?
 check "set: no password on stdin is a usage error ($rc)" test $rc -eq 2
 ctl credentials set --user not-a-uuid </dev/null >/dev/null 2>&1; rc=$?
 check "set: a user id that is not a uuid is refused ($rc)" test $rc -eq 2
+
+# --- bad requests ----------------------------------------------------------
+before=$(cred $U "encrypted_password || updated_at")
+out=$(echo password-1 | CREDENTIALS_DIRECTORY="$tmp/creds" \
+    "$top_builddir/vetsyncctl" -c "$tmp/vetsyncd.conf" \
+    -S "$tmp/nobody.sock" credentials set --user $U \
+    --username vet1@clinic1.test 2>&1); rc=$?
+out=$(echo "$out" | tail -1)
+check "set: vetsyncd not there: exit 3 naming its socket ($rc: $out)" \
+    sh -c "test $rc -eq 3 && echo '$out' | grep -q nobody.sock"
+# raw LINE: the control socket's answer to LINE, as vetsyncctl would send
+# it ("closed" when the connection ends without one)
+raw() {
+	node -e '
+const s = require("net").connect(process.argv[1]);
+let out = "";
+s.on("connect", () => s.write(process.argv[2]));
+s.on("data", (d) => { out += d; });
+s.on("close", () => process.stdout.write(out === "" ? "closed" : out));
+s.on("error", (e) => process.stdout.write("error " + e.code));
+' "$tmp/control.sock" "$1"
+}
+# refused LINE TEXT: answered ok false, with an error that says TEXT
+refused() {
+	a=$(raw "$1")
+	echo "$a" | jq -e --arg t "$2" '.ok == false and
+	    (.error | contains($t))' >/dev/null || { diag "answer: $a"; return 1; }
+}
+rs=raw-secret-$$
+if command -v node >/dev/null 2>&1; then
+	check "control: a line that is not JSON is refused, named" \
+	    refused 'password=hunter2
+' "not a JSON object"
+	# req CLINIC MORE: a credentials-set line with MORE after username
+	req() {
+		printf '{"cmd":"credentials-set","clinic":"%s","username":"a"%s}\n' \
+		    "$1" "$2"
+	}
+	check "control: credentials-set without a password is refused" \
+	    refused "$(req $U '')
+" "needs 'clinic', 'username' and 'password'"
+	check "control: a company_id that is not a string is refused" \
+	    refused "$(req $U ",\"password\":\"$rs\",\"company_id\":7")
+" "'company_id' is not a string"
+	check "control: a clinic that is not a user id is refused" \
+	    refused "$(req ../$U ",\"password\":\"$rs\"")
+" "a clinic is a user id"
+	check "control: a password of two lines is refused" \
+	    refused "$(req $U ",\"password\":\"$rs\\nx\"")
+" "single lines"
+	big=$(head -c 5000 /dev/zero | tr '\0' x)
+	a=$(raw "$big")
+	check "control: a request over 4096 bytes ends the connection ($a)" \
+	    sh -c "test '$a' = closed && grep -q 'request over 4096 bytes' \
+	    '$tmp/vetsyncd.log'"
+else
+	for c in 1 2 3 4 5 6; do
+		skip "control: bad request $c" "node is not installed"
+	done
+fi
+check "after them vetsyncd still answers (status)" \
+    sh -c "ctl() { $(command -v env) CREDENTIALS_DIRECTORY='$tmp/creds' \
+    '$top_builddir/vetsyncctl' -c '$tmp/vetsyncd.conf' \
+    -S '$tmp/control.sock' \"\$@\"; }; ctl status >/dev/null"
+check "and the stored credentials are as they were, no secret logged" \
+    sh -c "test '$(cred $U "encrypted_password || updated_at")' = '$before' &&
+    ! grep -q '$rs' '$tmp/vetsyncd.log'"
 
 # --- syncs read them -------------------------------------------------------
 ctl sync --user $U >/dev/null
