@@ -17,7 +17,7 @@
 
 in_pg_virtualenv "$@"
 
-N=37
+N=40
 skip_all() { skip_plan $N "events case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -163,7 +163,9 @@ sessions() {
 	    ${2:+and status = '$2'}")"
 }
 sessions_ge() { [ "$(sessions "$1" completed)" -ge "$2" ]; }
-sync_wait() {
+# sync_next USER: one more completed session of USER than now
+sync_next() {
+	set -- "$1" $(($(sessions "$1" completed) + 1))
 	ctl sync --user "$1" >/dev/null || return 1
 	wait_for 90 sessions_ge "$1" "$2"
 }
@@ -276,7 +278,7 @@ check "no phone number, notes or other property in any event ($pn, '$extra')" \
 # --- 503, then back -------------------------------------------------------------------
 before=$(evs sync.completed $U1)
 simctl '{"posthog_fail_next": 3, "posthog_fail_code": 503}'
-check "PostHog answering 503: clinic one syncs again" sync_wait $U1 2
+check "PostHog answering 503: clinic one syncs again" sync_next $U1
 check "the events arrive once PostHog is back" wait_for 30 matches $U1
 after503() { [ "$(ph '[.requests[] | select(.code == 503)] | length')" -ge 3 ] &&
     [ "$(evs sync.completed $U1)" -eq $((before + 1)) ] && unique_uuids; }
@@ -287,7 +289,7 @@ check "the 503s are logged" grep -q 'events: PostHog answered 5xx' \
 # --- 429 with Retry-After ----------------------------------------------------------------
 simctl '{"posthog_fail_next": 1, "posthog_fail_code": 429,
     "posthog_retry_after": 3}'
-check "PostHog answering 429: clinic two syncs again" sync_wait $U2 2
+check "PostHog answering 429: clinic two syncs again" sync_next $U2
 check "the events arrive after the 429" wait_for 30 matches $U2
 gap=$(ph '.requests as $r | [range(0; $r | length - 1) |
     select($r[.].code == 429) | $r[. + 1].at_ms - $r[.].at_ms] | last')
@@ -299,7 +301,7 @@ check "... each event once" unique_uuids
 simctl '{"posthog_key": "phc_someone_else"}'
 n3=$(evs sync.completed $U3)
 check "PostHog refusing the key (401): clinic three still syncs" \
-    sync_wait $U3 2
+    sync_next $U3
 dropped() { [ "$(num "$(metric \
     'vetsync_posthog_events_dropped_total{reason="rejected"}')")" -ge 2 ]; }
 check "the refused events are dropped and counted" wait_for 20 dropped
@@ -313,13 +315,29 @@ curl -s "http://127.0.0.1:$aport/metrics" >"$tmp/metrics"
 check "/metrics counts the events sent ($sent), without the key" sh -c \
     "[ $sent -ge $rows ] && ! grep -qF '$PK' '$tmp/metrics'"
 
+# --- sync.failed -------------------------------------------------------------------
+simctl '{"ui_changed": true}'
+done1=$(sessions $U1 completed)
+ctl sync --user $U1 >/dev/null
+failed() { [ "$(ph "[.events[] | select(.event == \"sync.failed\" and
+    .properties.userId == \"$U1\" and .properties.error == \"$1\" and
+    .properties.step == \"$2\" and .properties.kind == \"notes\")] |
+    length")" -ge 1 ]; }
+check "IDEXX's UI changed: sync.failed, error ui_changed at step idexx" \
+    wait_for 60 failed ui_changed idexx
+simctl '{"ui_changed": false}'
+check "... the retry completes and its events follow" wait_for 60 sh -c \
+    "[ \$(psql -X -At -d $db -c \"select count(*) from idexx_sync_sessions
+    where user_id = '$U1' and status = 'completed'\") -gt $done1 ]"
+check "... one sync.started per session, failed ones too" wait_for 20 matches $U1
+
 # --- the last flush at SIGTERM ------------------------------------------------------------
 stop_daemon
 write_conf "$phurl" 1000 10m
 start_daemon
 n2=$(evs sync.completed $U2)
 req=$(ph .stats.requests)
-sync_wait $U2 3
+sync_next $U2
 sleep 1
 check "events wait for the flush interval (nothing sent yet)" \
     test "$(ph .stats.requests)" -eq "$req"
@@ -331,7 +349,7 @@ check "SIGTERM: the waiting events are sent before the exit (exit $stop_rc)" \
 dead=$(freeport)
 write_conf "http://127.0.0.1:$dead" 5 1s
 start_daemon
-check "PostHog down: clinic one's sync completes as usual" sync_wait $U1 3
+check "PostHog down: clinic one's sync completes as usual" sync_next $U1
 check "... PostHog said unreachable" wait_for 10 grep -q \
     'events: PostHog unreachable' "$tmp/vetsyncd.log"
 stop_daemon
@@ -345,7 +363,7 @@ req=$(ph .stats.requests)
 start_daemon
 check "no posthog-key: events are off, said at start" wait_for 10 grep -q \
     'no posthog-key secret: PostHog events are off' "$tmp/vetsyncd.log"
-sync_wait $U3 3
+sync_next $U3
 sleep 2
 check "... syncs run, nothing goes to PostHog" sh -c \
     "[ $(sessions $U3 completed) -ge 3 ] && [ $(ph .stats.requests) -eq $req ] &&
