@@ -12,12 +12,24 @@
 # ones dialled once), and vetsyncd SIGKILLed while its publishes are in
 # flight and started again (every call dialled exactly once).
 #
+# Then consultations that change in IDEXX before their call (the
+# simulator's consultation knob): one reopened before its row was ever
+# published (cancelled, nothing to DELETE), one reopened and one whose
+# appointment is cancelled while their messages wait at QStash (DELETEd,
+# never dialled, even once QStash's clock passes their due time), and the
+# reopened one checked out again (a later due time, one publish, one
+# dial).  Last, two vetsyncd instances on one database drain one outbox
+# full of pending rows at once (one publish request per row, counted at
+# QStash, one dial each), and one of them is SIGKILLed holding leases
+# mid-publish: the other publishes those rows once the leases end, and
+# each is still dialled exactly once.
+#
 # Runs itself again inside pg_virtualenv, as tests/integration/db.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
 
 in_pg_virtualenv "$@"
 
-N=49
+N=82
 skip_all() { skip_plan $N "discharge case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -34,6 +46,8 @@ tz=America/Denver
 U1=11111111-2222-4333-8444-555555555501
 U2=11111111-2222-4333-8444-555555555502
 U3=11111111-2222-4333-8444-555555555503
+U4=11111111-2222-4333-8444-555555555504
+U5=11111111-2222-4333-8444-555555555505
 db=vetsync_discharge
 supw=${PGPASSWORD:-}
 dpw="daemon-pw-$$"
@@ -45,8 +59,10 @@ tmp=$(mktemp -d /tmp/vetsync-discharge.XXXXXX)
 chmod 755 "$tmp"
 simpid=
 daemon=
+daemon_b=
 cleanup() {
 	[ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
+	[ -n "$daemon_b" ] && kill -KILL "$daemon_b" 2>/dev/null
 	[ -n "$simpid" ] && kill "$simpid" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -69,7 +85,7 @@ sql "insert into users (id, clinic_name, idexx_sync_enabled, timezone) values
     ('$U3', 'Clinic Three', true, '$tz')"
 
 "$sim" --port 0 --port-file "$tmp/port" --profile neo --timezone $tz \
-    --clinics 3 --consultations 20 --latency-ms 2 --qstash-token "$TOKEN" \
+    --clinics 4 --consultations 20 --latency-ms 2 --qstash-token "$TOKEN" \
     --qstash-current-key "$CK" --qstash-next-key "$NK" --vapi-key "$VK" \
     >"$tmp/sim.log" 2>&1 &
 simpid=$!
@@ -90,6 +106,7 @@ chmod 700 "$tmp/creds"
 printf 'vet1@clinic1.test\npassword-1\nc1\n' >"$tmp/creds/idexx-$U1"
 printf 'vet2@clinic2.test\npassword-2\nc2\n' >"$tmp/creds/idexx-$U2"
 printf 'vet3@clinic3.test\npassword-3\nc3\n' >"$tmp/creds/idexx-$U3"
+printf 'vet4@clinic4.test\npassword-4\nc4\n' >"$tmp/creds/idexx-$U4"
 printf '%s\n' "$dpw" >"$tmp/creds/db-password"
 printf '%s' "$TOKEN" >"$tmp/creds/qstash-token"
 printf '%s' "$CK" >"$tmp/creds/qstash-current-signing-key"
@@ -383,5 +400,249 @@ check "VAPI calls in all: exactly one per row ($(vapi '.calls | length'))" \
 check "no row claimed without an outcome, none failed" test "$(num "$(sql \
     "select count(*) from scheduled_discharge_calls
     where status in ('claimed', 'failed', 'pending', 'published')")")" -eq 0
-check "no token, key or signature in the log" sh -c "! grep -qF -e '$TOKEN' \
-    -e '$CK' -e '$NK' -e '$VK' '$tmp/vetsyncd.log'"
+
+# row_of USER CID WHAT: WHAT (SQL) of USER's row for consultation CID
+row_of() { sql "select $3 from scheduled_discharge_calls
+    where user_id = '$1' and consultation_id = '$2'"; }
+epoch_of() { row_of "$1" "$2" \
+    "floor(extract(epoch from scheduled_for))::bigint"; }
+# qn JQ: QStash's clock and counters, without the messages
+qn() { curl -s "$url/__sim/qstash?messages=0" | jq -r "$1"; }
+# msg_state ID: the state of QStash's message ID ("none": unknown)
+msg_state() { curl -s -G --data-urlencode "id=$1" "$url/__sim/qstash" |
+    jq -r '.messages[0].state // "none"'; }
+# pub_by_dedup: "<dedup id> <messages> <publish requests>" per dedup id,
+# counting the publishes QStash answered with a message id, 202s included
+pub_by_dedup() { curl -s "$url/__sim/qstash" | jq -r '[.messages[] |
+    select(.dedup_id != null)] | group_by(.dedup_id)[] |
+    "\(.[0].dedup_id) \(length) \(map(.publish_requests) | add)"'; }
+# vapi_for CALL: VAPI calls made for the row CALL
+vapi_for() { num "$(vapi "[.calls[] | select(.assistantOverrides.metadata
+    | .dischargeCallId == \"$1\")] | length")"; }
+# advance_past USER: QStash's clock past the due time of USER's messages
+advance_past() {
+	last=$(num "$(sql "select max(floor(extract(epoch from scheduled_for)))
+	    ::bigint from scheduled_discharge_calls where user_id = '$1'
+	    and status = 'published'")")
+	qnow=$(num "$(qn .now)")
+	[ "$last" -le "$qnow" ] ||
+	    simctl "{\"qstash_advance\": $((last - qnow + 60))}"
+}
+count_where() { num "$(sql "select count(*) from scheduled_discharge_calls
+    where $1")"; }
+
+# --- (b) a consultation reopened before its call was published ----------------
+# Clinic four's calls are due 400 days after completion, which keeps its
+# messages waiting at QStash (whose clock is months ahead by now).  QStash
+# answers every publish 429 (Retry-After 15 s) while one consultation, Z,
+# is reopened in IDEXX: its row was never published, so it is cancelled
+# with nothing to DELETE.  X and Y change later, in (a) and (c).
+curl -s -G "$url/__sim/expected" --data-urlencode clinic=4 \
+    --data-urlencode "start=$wstart" --data-urlencode "end=$wend" \
+    >"$tmp/exp4.json"
+jq -r '.consultations[] | select(.status == "completed") | .id' \
+    "$tmp/exp4.json" >"$tmp/done4"
+X=$(sed -n 1p "$tmp/done4")
+Y=$(sed -n 2p "$tmp/done4")
+Z=$(sed -n 3p "$tmp/done4")
+sql "insert into users (id, clinic_name, idexx_sync_enabled, timezone,
+    discharge_delay) values ('$U4', 'Clinic Four', true, '$tz',
+    interval '400 days')"
+simctl '{"qstash_fail_next": 1000000, "qstash_fail_code": 429,
+    "qstash_retry_after": 15}'
+check "clinic four: first sync completes (QStash answering 429)" \
+    sync_wait $U4 1
+r4=$(rows $U4)
+n4=$(completed $U4 4)
+refused() { [ "$(count_where "user_id = '$U4' and status = 'pending'
+    and attempts > 0")" -eq "$r4" ]; }
+ok4=false
+[ "$r4" -eq "$n4" ] && [ "$r4" -ge 3 ] && [ -n "$Z" ] &&
+    wait_for 20 refused && ok4=true
+check "one row per completed consultation ($r4 rows, $n4), every publish refused (429)" \
+    $ok4
+zid=$(row_of $U4 "$Z" id)
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$Z\",
+    \"status\": \"in_consult\"}}"
+check "clinic four: a second sync after IDEXX reopened one" sync_wait $U4 2
+zgone() { [ "$(row_of $U4 "$Z" "status || ' ' || coalesce(qstash_message_id,
+    cancel_message_id, '')")" = "cancelled " ] &&
+    audits_ge discharge_cancelled $U4 unpublished 1; }
+check "(b) its row, never published, is cancelled with nothing to DELETE" \
+    wait_for 20 zgone
+p4=$(count_where "user_id = '$U4' and status = 'pending'")
+check "the other rows still wait for QStash ($p4 of $((r4 - 1)) pending)" \
+    test "$p4" -eq $((r4 - 1))
+simctl '{"qstash_fail_next": 0}'
+
+# --- (a), (c) reopened, or its appointment cancelled, while its call waits ------
+pub4() { [ "$(rows $U4 published)" -eq $((r4 - 1)) ]; }
+check "QStash takes publishes again: the other rows are published" \
+    wait_for 60 pub4
+xid=$(row_of $U4 "$X" id)
+yid=$(row_of $U4 "$Y" id)
+xmid=$(row_of $U4 "$X" qstash_message_id)
+ymid=$(row_of $U4 "$Y" qstash_message_id)
+xdue=$(num "$(epoch_of $U4 "$X")")
+xdedup=$(row_of $U4 "$X" dedup_id)
+check "the calls for X and Y wait at QStash" test \
+    "$(msg_state "$xmid") $(msg_state "$ymid")" = "pending pending"
+cn=$(num "$(qn .stats.cancelled)")
+simctl "{\"consultation\": [{\"clinic\": 4, \"id\": \"$X\",
+    \"status\": \"in_consult\"}, {\"clinic\": 4, \"id\": \"$Y\",
+    \"status\": \"cancelled\"}]}"
+check "clinic four: a third sync after IDEXX reopened X, cancelled Y's appointment" \
+    sync_wait $U4 3
+# deleted CID MSG: CID's row cancelled, its message gone from QStash
+deleted() { [ "$(row_of $U4 "$1" "status || ' ' ||
+    coalesce(qstash_message_id, cancel_message_id, '-')")" = "cancelled -" ] &&
+    [ "$(msg_state "$2")" = cancelled ]; }
+check "(a) reopened: its row cancelled, DELETE /v2/messages/<id> at QStash" \
+    wait_for 20 deleted "$X" "$xmid"
+check "(c) appointment cancelled: its row cancelled, its message DELETEd" \
+    wait_for 20 deleted "$Y" "$ymid"
+two() { audits_ge discharge_cancelled $U4 ok 2 &&
+    [ "$(num "$(qn .stats.cancelled)")" -eq $((cn + 2)) ]; }
+check "both cancellations audited; QStash DELETEd those two, nothing more" \
+    wait_for 20 two
+advance_past $U4
+due4() { [ "$(rows $U4 completed)" -eq $((r4 - 3)) ]; }
+check "QStash's clock past their due time: the other calls are dialled" \
+    wait_for 60 due4
+sleep 1
+none=$(($(vapi_for "$xid") + $(vapi_for "$yid") + $(vapi_for "$zid")))
+st=$(sql "select string_agg(status, ' ') from scheduled_discharge_calls
+    where id in ('$xid', '$yid', '$zid')")
+check "(a), (b), (c): none of the three dialled, their rows cancelled ($none; $st)" \
+    sh -c "[ $none -eq 0 ] && [ '$st' = 'cancelled cancelled cancelled' ] &&
+    [ '$(msg_state "$xmid") $(msg_state "$ymid")' = 'cancelled cancelled' ]"
+check "the others each dialled once ($(dialled $U4) of $((r4 - 3)))" sh -c \
+    "[ $(dialled $U4) -eq $((r4 - 3)) ] &&
+    [ $(dialled_distinct $U4) -eq $((r4 - 3)) ]"
+
+# --- (d) the reopened consultation checked out again ----------------------------
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$X\",
+    \"status\": \"checked_out\"}}"
+check "clinic four: a fourth sync after IDEXX checked X out again" \
+    sync_wait $U4 4
+repub() { [ "$(row_of $U4 "$X" status)" = published ]; }
+check "(d) its row is published again" wait_for 30 repub
+xdue2=$(num "$(epoch_of $U4 "$X")")
+xdedup2=$(row_of $U4 "$X" dedup_id)
+xmid2=$(row_of $U4 "$X" qstash_message_id)
+check "(d) due later ($xdue -> $xdue2), under a new dedup id and message" \
+    sh -c "[ $xdue2 -gt $xdue ] && [ '$xdedup2' != '$xdedup' ] &&
+    [ -n '$xmid2' ] && [ '$xmid2' != '$xmid' ]"
+pub_by_dedup >"$tmp/pd4"
+check "(d) published once: one publish request for its dedup id" \
+    grep -qxF "$xdedup2 1 1" "$tmp/pd4"
+advance_past $U4
+xdone() { [ "$(row_of $U4 "$X" status)" = completed ]; }
+check "(d) dialled when QStash's clock passes its new due time" \
+    wait_for 60 xdone
+sleep 1
+check "(d) dialled exactly once, the old message never delivered" sh -c \
+    "[ $(vapi_for "$xid") -eq 1 ] && [ $(dialled $U4) -eq $((r4 - 2)) ] &&
+    [ '$(msg_state "$xmid")' = cancelled ]"
+
+# --- (e) two instances on one outbox ----------------------------------------------
+# A second vetsyncd (another [instance] name, its own API port, the same
+# database and delivery URL, as behind one load balancer).  64 pending
+# rows land in the outbox at once (clinic five's, written directly, due
+# in 500 days); QStash answers 300 ms late, so both instances have
+# publishes in flight together.
+bport=$(freeport)
+sed -e "s/^name = .*/name = dc$$-b/" \
+    -e "s/^listen = .*/listen = 127.0.0.1:$bport/" \
+    "$tmp/vetsyncd.conf" >"$tmp/vetsyncd-b.conf"
+mkdir -p "$tmp/state-b"
+CREDENTIALS_DIRECTORY="$tmp/creds" "$top_builddir/vetsyncd" -d \
+    -c "$tmp/vetsyncd-b.conf" -S "$tmp/control-b.sock" -s "$tmp/state-b" \
+    2>>"$tmp/vetsyncd-b.log" &
+daemon_b=$!
+check "a second instance starts on the same database" wait_for 10 \
+    grep -q 'discharge calls: publishing to' "$tmp/vetsyncd-b.log"
+sql "insert into users (id, clinic_name, idexx_sync_enabled, timezone)
+    values ('$U5', 'Clinic Five', false, '$tz')"
+# fill TAG N: N pending rows of clinic five in one transaction
+fill() {
+	sql "insert into scheduled_discharge_calls (user_id, consultation_id,
+	    scheduled_for, dedup_id, customer_phone, pet_name)
+	    select '$U5', '$1-' || g, t.d, 'discharge-$U5-$1-' || g || '-' ||
+	    floor(extract(epoch from t.d))::bigint, '+1 303-555-' || 1000 + g,
+	    'Pet $1 ' || g from generate_series(1, $2) g,
+	    (select now() + interval '500 days' as d) t;
+	    select pg_notify('vetsync_discharge', '')" >/dev/null
+}
+tagged() { count_where "user_id = '$U5' and consultation_id like '$1-%'
+    ${2:+and status = '$2'}"; }
+simctl '{"qstash_slow_ms": 300}'
+fill e1 64
+e1pub() { [ "$(tagged e1 published)" -eq 64 ]; }
+check "two instances drain an outbox of 64 rows: all published" \
+    wait_for 60 e1pub
+sql "select id from scheduled_discharge_calls where user_id = '$U5'" \
+    >"$tmp/ids5"
+pa=$(grep -Ff "$tmp/ids5" "$tmp/vetsyncd.log" | grep -c 'published as')
+pb=$(grep -Ff "$tmp/ids5" "$tmp/vetsyncd-b.log" | grep -c 'published as')
+check "both instances published, no row by both ($pa + $pb = 64)" \
+    sh -c "[ $pa -gt 0 ] && [ $pb -gt 0 ] && [ $((pa + pb)) -eq 64 ]"
+sql "select dedup_id || ' 1 1' from scheduled_discharge_calls
+    where user_id = '$U5' and consultation_id like 'e1-%'" >"$tmp/want5"
+pub_by_dedup >"$tmp/pd5"
+once=$(grep -cxFf "$tmp/want5" "$tmp/pd5")
+check "one publish request per row, counted at QStash ($once of 64)" \
+    test "$once" -eq 64
+
+# QStash answers 4 s late.  Once the second instance holds leased rows
+# whose publishes reached QStash, it is SIGKILLed.  The first leaves
+# those rows alone while their leases last; the test then ends the
+# leases (lease_until now, as if their 60 s had passed), and the first
+# publishes them: QStash deduplicates what the dead one had sent.
+simctl '{"qstash_slow_ms": 4000}'
+fill e2 48
+binflight() {
+	sql "select dedup_id from scheduled_discharge_calls
+	    where leased_by = 'dc$$-b' and status = 'pending'" >"$tmp/bdd"
+	[ -s "$tmp/bdd" ] && curl -s "$url/__sim/qstash" |
+	    jq -r '.messages[].dedup_id // empty' | grep -qxFf "$tmp/bdd"
+}
+wait_for 30 binflight || diag "the second instance had no publish in flight"
+kill -KILL "$daemon_b"
+wait "$daemon_b" 2>/dev/null
+daemon_b=
+held=$(count_where "leased_by = 'dc$$-b' and status = 'pending'")
+check "the second instance SIGKILLed holding $held leased rows mid-publish" \
+    test "$held" -gt 0
+simctl '{"qstash_slow_ms": 0}'
+rest() { [ "$(tagged e2 published)" -ge $((48 - held)) ]; }
+check "the first instance publishes the $((48 - held)) rows not leased" \
+    wait_for 60 rest
+kept=$(count_where "leased_by = 'dc$$-b' and status = 'pending'
+    and lease_until > now()")
+check "and leaves the dead one's $held leased rows while the leases last ($kept)" \
+    test "$kept" -eq "$held"
+sql "update scheduled_discharge_calls set lease_until = now()
+    where leased_by = 'dc$$-b'"
+e2pub() { [ "$(tagged e2 published)" -eq 48 ]; }
+check "leases over: the first instance publishes the dead one's rows" \
+    wait_for 30 e2pub
+sql "select dedup_id from scheduled_discharge_calls
+    where user_id = '$U5' and consultation_id like 'e2-%'" >"$tmp/want5"
+pub_by_dedup | grep -Ff "$tmp/want5" >"$tmp/pd5"
+m1=$(awk '$2 == 1' "$tmp/pd5" | wc -l)
+twice=$(awk '$3 == 2' "$tmp/pd5" | wc -l)
+check "one message per row at QStash, the dead one's publishes deduplicated ($m1 of 48, $twice sent twice)" \
+    sh -c "[ $m1 -eq 48 ] && [ $twice -ge 1 ] && [ $twice -le $held ]"
+advance_past $U5
+check "every clinic-five call dialled" wait_for 90 all_in $U5 completed
+sleep 1
+check "each of the 112 calls dialled exactly once ($(dialled $U5))" sh -c \
+    "[ $(dialled $U5) -eq 112 ] && [ $(dialled_distinct $U5) -eq 112 ]"
+check "VAPI calls in all: one per dialled row ($(vapi '.calls | length'))" \
+    test "$(vapi '.calls | length')" -eq "$(count_where "status = 'completed'")"
+check "in the end no row is claimed, failed or still waiting" test "$(count_where \
+    "status in ('claimed', 'failed', 'pending', 'published')")" -eq 0
+check "no token, key or signature in either instance's log" sh -c "! grep -qF \
+    -e '$TOKEN' -e '$CK' -e '$NK' -e '$VK' '$tmp/vetsyncd.log' \
+    '$tmp/vetsyncd-b.log'"
