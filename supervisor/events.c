@@ -106,7 +106,7 @@ static struct {
 
 static void send_batch(void);
 
-/* --- the pure parts -------------------------------------------------------- */
+/* --- the pure parts ------------------------------------------------------- */
 
 static void
 uuid4(char out[37])
@@ -247,7 +247,7 @@ events_failure_error(const struct worker_outcome *o)
 	return "failed";
 }
 
-/* --- the queue --------------------------------------------------------------- */
+/* --- the queue ------------------------------------------------------------ */
 
 static void
 flight_free(struct flight *f)
@@ -391,10 +391,12 @@ answered(const struct outbound_response *a, void *arg)
 		retry_after(a, &ra);
 		wait = events_backoff_ms(f->attempts, ra);
 		f->attempts++;
-		if (!ev.failing)
-			log_warnx("events: PostHog %s %s; sent again in %" PRIu64
-			    " ms", a->error < 0 ? "unreachable:" : "answered",
-			    a->error < 0 ? a->error_text : a->status == 429 ?
+		if (!ev.failing && a->error < 0)
+			log_warnx("events: PostHog unreachable: %s; sent again "
+			    "in %" PRIu64 " ms", a->error_text, wait);
+		else if (!ev.failing)
+			log_warnx("events: PostHog answered %s; sent again in "
+			    "%" PRIu64 " ms", a->status == 429 ?
 			    "429 (rate limited)" : a->status == 408 ? "408" :
 			    "5xx", wait);
 		else
@@ -470,7 +472,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	send_batch();
 }
 
-/* --- the hooks ------------------------------------------------------------------ */
+/* --- the hooks ------------------------------------------------------------ */
 
 static const char *
 kind_name(enum worker_job_kind k)
@@ -578,7 +580,7 @@ events_credential_validated(const char *user, bool valid)
 	    "invalid"), true, NULL, -1));
 }
 
-/* --- start, stop, metrics ---------------------------------------------------- */
+/* --- start, stop, metrics ------------------------------------------------- */
 
 bool
 events_enabled(void)
@@ -615,7 +617,8 @@ events_start(struct db_async *db)
 	if (ev.enabled)
 		return 0;
 	if (cf->posthog.host == NULL || cf->posthog.host[0] == '\0') {
-		log_info("events: posthog.host is empty: PostHog events are off");
+		log_info("events: posthog.host is empty: PostHog events are "
+		    "off");
 		return 0;
 	}
 	buf_init(&key, 0);

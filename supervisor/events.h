@@ -58,7 +58,7 @@ struct worker_outcome;
 
 #define EVENTS_QUEUE_MAX	10000	/* events waiting, not yet sent */
 #define EVENTS_EVENT_MAX	(900 * 1024)	/* bytes of one event */
-#define EVENTS_BODY_MAX		(5 * 1024 * 1024)	/* bytes of a batch */
+#define EVENTS_BODY_MAX		(5 * 1024 * 1024)	/* of a batch */
 #define EVENTS_RETRIES		10	/* attempts after the first */
 #define EVENTS_BACKOFF_MAX_MS	30000
 #define EVENTS_RETRY_AFTER_MAX_MS	(10 * 60 * 1000)
@@ -66,8 +66,9 @@ struct worker_outcome;
 #define EVENTS_STOP_MS		3000	/* the last flush at stop */
 
 /*
- * Start with sv->config's [posthog] and the posthog-key secret.  db (may
- * be NULL) is used to look up clinic names.  Returns 0 (also when
+ * Start with sv->config's [posthog] and the posthog-key secret (both are
+ * read once: a reload does not change them).  db (may be NULL) is used to
+ * look up clinic names.  Returns 0 (also when
  * disabled), or -ENOMEM; a refused secret is logged and disables events.
  */
 int events_start(struct db_async *db);

@@ -64,7 +64,7 @@ static struct {
 	bool		 have_stage, reset;
 	json_t		*events;	/* accepted, in order */
 	json_t		*log;		/* one object per request */
-	struct evhttp	*http;		/* the port of our own, or NULL */
+	struct evhttp	*http;		/* our own port, or NULL */
 	uint64_t	 requests, batches, accepted, unauthorized, bad,
 			 too_large, failed;
 } ph;
@@ -157,7 +157,8 @@ capture(struct evhttp_request *req, const char *path, bool batch_path)
 		if (code == 429) {
 			snprintf(ra, sizeof(ra), "%llu",
 			    (unsigned long long)ph.k.retry_after);
-			evhttp_add_header(evhttp_request_get_output_headers(req),
+			evhttp_add_header(
+			    evhttp_request_get_output_headers(req),
 			    "Retry-After", ra);
 		}
 		answer_text(req, path, code, code == 429 ? "Too Many Requests" :
@@ -198,7 +199,8 @@ capture(struct evhttp_request *req, const char *path, bool batch_path)
 		if (json_object_get(e, "api_key") != NULL &&
 		    !key_ok(json_object_get(e, "api_key"))) {
 			ph.unauthorized++;
-			answer_text(req, path, 401, "mixed API keys in a batch");
+			answer_text(req, path, 401,
+			    "mixed API keys in a batch");
 			goto out;
 		}
 	if (json_array_size(ph.events) + json_array_size(batch) >

@@ -247,7 +247,7 @@ test_failure_class(void **state)
 	}
 }
 
-/* --- the queue ------------------------------------------------------------- */
+/* --- the queue ------------------------------------------------------------ */
 
 static void
 server_cb(struct evhttp_request *req, void *arg)
