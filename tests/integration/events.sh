@@ -17,7 +17,7 @@
 
 in_pg_virtualenv "$@"
 
-N=40
+N=41
 skip_all() { skip_plan $N "events case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -201,7 +201,7 @@ start_daemon
 check "vetsyncd starts with events on" wait_for 10 \
     grep -q 'events: PostHog at http://127.0.0.1' "$tmp/vetsyncd.log"
 
-# --- three clinics -------------------------------------------------------------
+# --- three clinics -----------------------------------------------------------
 for u in $U1 $U2 $U3; do
 	ctl sync --user $u >/dev/null
 done
@@ -235,7 +235,7 @@ dur=$(ph '[.events[] | select(.event == "sync.completed") |
 check "duration is in seconds ($dur)" test "$dur" -eq \
     "$(ph '[.events[] | select(.event == "sync.completed")] | length')"
 
-# --- discharge.scheduled ---------------------------------------------------------
+# --- discharge.scheduled -----------------------------------------------------
 check "every outbox row is published" wait_for 60 published
 sql "select user_id || ' ' || consultation_id || ' ' ||
     to_char(scheduled_for at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') ||
@@ -254,7 +254,7 @@ dp=$(ph '[.events[] | select(.event == "discharge.scheduled" and
     .properties.distinct_id == .properties.userId)] | length')
 check "discharge.scheduled: no person profile ($dp)" test "$dp" -eq "$rows"
 
-# --- credential.validated ----------------------------------------------------------
+# --- credential.validated ----------------------------------------------------
 echo password-4 | ctl credentials set --user $U4 \
     --username vet4@clinic4.test --company-id c4 >/dev/null 2>&1
 echo wrong-password | ctl credentials set --user $U4 \
@@ -275,7 +275,7 @@ extra=$(ph '[.events[] | (.properties | keys[]), keys[]] | unique -
 check "no phone number, notes or other property in any event ($pn, '$extra')" \
     sh -c "[ $pn -eq 0 ] && [ -z '$extra' ]"
 
-# --- 503, then back -------------------------------------------------------------------
+# --- 503, then back ----------------------------------------------------------
 before=$(evs sync.completed $U1)
 simctl '{"posthog_fail_next": 3, "posthog_fail_code": 503}'
 check "PostHog answering 503: clinic one syncs again" sync_next $U1
@@ -286,7 +286,7 @@ check "... after the 503s, each once" after503
 check "the 503s are logged" grep -q 'events: PostHog answered 5xx' \
     "$tmp/vetsyncd.log"
 
-# --- 429 with Retry-After ----------------------------------------------------------------
+# --- 429 with Retry-After ----------------------------------------------------
 simctl '{"posthog_fail_next": 1, "posthog_fail_code": 429,
     "posthog_retry_after": 3}'
 check "PostHog answering 429: clinic two syncs again" sync_next $U2
@@ -297,7 +297,7 @@ check "Retry-After: 3 was honoured (next request ${gap} ms later)" \
     test "$(num "$gap")" -ge 2950
 check "... each event once" unique_uuids
 
-# --- 401 ------------------------------------------------------------------------------------
+# --- 401 ---------------------------------------------------------------------
 simctl '{"posthog_key": "phc_someone_else"}'
 n3=$(evs sync.completed $U3)
 check "PostHog refusing the key (401): clinic three still syncs" \
@@ -314,8 +314,16 @@ sent=$(num "$(metric vetsync_posthog_events_sent_total)")
 curl -s "http://127.0.0.1:$aport/metrics" >"$tmp/metrics"
 check "/metrics counts the events sent ($sent), without the key" sh -c \
     "[ $sent -ge $rows ] && ! grep -qF '$PK' '$tmp/metrics'"
+# The vetsync_posthog_ lines as tests/integration/api.sh checks them all.
+help='# HELP vetsync_posthog_[a-z_]+ [^\\]+'
+type='# TYPE vetsync_posthog_[a-z_]+ (counter|gauge)'
+sample='vetsync_posthog_[a-z_]+(\{[a-z_]+="[a-z0-9_]+"\})? [0-9]+'
+grep 'vetsync_posthog_' "$tmp/metrics" >"$tmp/phm"
+badm=$(grep -v -E "^($help|$type|$sample)\$" "$tmp/phm" | head -1)
+check "/metrics: the vetsync_posthog_ lines are well formed ($badm)" sh -c \
+    "[ -z '$badm' ] && [ \$(grep -c '^# TYPE' '$tmp/phm') -eq 5 ]"
 
-# --- sync.failed -------------------------------------------------------------------
+# --- sync.failed -------------------------------------------------------------
 simctl '{"ui_changed": true}'
 done1=$(sessions $U1 completed)
 ctl sync --user $U1 >/dev/null
@@ -331,7 +339,7 @@ check "... the retry completes and its events follow" wait_for 60 sh -c \
     where user_id = '$U1' and status = 'completed'\") -gt $done1 ]"
 check "... one sync.started per session, failed ones too" wait_for 20 matches $U1
 
-# --- the last flush at SIGTERM ------------------------------------------------------------
+# --- the last flush at SIGTERM -----------------------------------------------
 stop_daemon
 write_conf "$phurl" 1000 10m
 start_daemon
@@ -345,7 +353,7 @@ stop_daemon
 check "SIGTERM: the waiting events are sent before the exit (exit $stop_rc)" \
     sh -c "[ $stop_rc -eq 0 ] && [ $(evs sync.completed $U2) -eq $((n2 + 1)) ]"
 
-# --- PostHog down entirely ------------------------------------------------------------------
+# --- PostHog down entirely ---------------------------------------------------
 dead=$(freeport)
 write_conf "http://127.0.0.1:$dead" 5 1s
 start_daemon
@@ -356,7 +364,7 @@ stop_daemon
 check "... and the stop is quick (${stop_s} s, exit $stop_rc)" \
     sh -c "[ $stop_rc -eq 0 ] && [ $stop_s -lt 10 ]"
 
-# --- no key ----------------------------------------------------------------------------------
+# --- no key ------------------------------------------------------------------
 rm -f "$tmp/creds/posthog-key"
 write_conf "$phurl" 5 1s
 req=$(ph .stats.requests)
