@@ -48,6 +48,7 @@
 #include "supervisor/db.h"
 #include "supervisor/events.h"
 #include "supervisor/jwks.h"
+#include "supervisor/jws.h"
 #include "supervisor/jwt.h"
 #include "supervisor/secrets.h"
 #include "supervisor/supervisor.h"
@@ -376,6 +377,13 @@ route_metrics(struct api_request *ar, const struct jwt_claims *c)
 		    audit_spool_backlog() },
 		{ "vetsync_uptime_seconds", "gauge", "Seconds since vetsyncd "
 		    "started.", (clock_mono_ms() - sv->started_ms) / 1000 },
+		{ "vetsync_jwks_keys", "gauge", "Keys of api.jwks_url in use.",
+		    jws_keys_count(jwks_keys()) },
+		{ "vetsync_jwks_fetches_total", "counter", "Fetches of "
+		    "api.jwks_url ended since start.", jwks_fetches() },
+		{ "vetsync_jwks_fetch_failures_total", "counter", "Fetches of "
+		    "api.jwks_url that failed since start (the last good keys "
+		    "stayed in use).", jwks_failures() },
 	};
 
 	clinics_foreach(count_state, by_state);

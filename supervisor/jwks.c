@@ -38,6 +38,8 @@ static struct {
 	uint64_t	 last_miss_ms;	/* the last on-demand fetch, mono */
 	bool		 have_miss;
 	uint64_t	 retry_s;	/* the next delay after a failure */
+	uint64_t	 fetches;	/* ended, since start */
+	uint64_t	 failed;
 } jw;
 
 static void fetch_start(void);
@@ -114,10 +116,12 @@ fetched(const struct outbound_response *r, void *arg)
 			jw.done(true);
 		return;
 	}
+	jw.fetches++;
 	if (take(r)) {
 		jw.retry_s = JWKS_RETRY_S;
 		schedule(JWKS_REFRESH_S);
 	} else {
+		jw.failed++;
 		schedule(jw.retry_s);
 		jw.retry_s = jw.retry_s * 2 > JWKS_REFRESH_S ? JWKS_REFRESH_S :
 		    jw.retry_s * 2;
@@ -155,6 +159,19 @@ fetch_start(void)
 	jw.inflight = f;
 }
 
+/* Whether the host part of a URL (after the scheme) is a loopback one. */
+static bool
+loopback(const char *host)
+{
+	static const char *const names[] = { "127.", "localhost/",
+	    "localhost:", "[::1]" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strncmp(host, names[i], strlen(names[i])) == 0)
+			return true;
+	return strcmp(host, "localhost") == 0;
+}
+
 int
 jwks_start(struct event_base *base, const char *url, jwks_done_fn *done)
 {
@@ -166,6 +183,9 @@ jwks_start(struct event_base *base, const char *url, jwks_done_fn *done)
 		return r;
 	if ((jw.timer = evtimer_new(base, timer_cb, NULL)) == NULL)
 		return -ENOMEM;
+	if (strncmp(url, "http://", 7) == 0 && !loopback(url + 7))
+		log_warnx("api.jwks_url %s is plain http: whoever is on the "
+		    "path can serve keys vetsyncd will trust", log_q(url));
 	jw.url = xstrdup(url);
 	jw.done = done;
 	jw.keys = jws_keys_new();
@@ -197,6 +217,18 @@ const struct jws_keys *
 jwks_keys(void)
 {
 	return jw.keys;
+}
+
+uint64_t
+jwks_fetches(void)
+{
+	return jw.fetches;
+}
+
+uint64_t
+jwks_failures(void)
+{
+	return jw.failed;
 }
 
 bool

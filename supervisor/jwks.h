@@ -17,6 +17,7 @@
 #define VS_SUPERVISOR_JWKS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct event_base;
 struct jws_keys;
@@ -48,6 +49,10 @@ void jwks_stop(void);
 
 /* The current set, or NULL before the first good fetch. */
 const struct jws_keys *jwks_keys(void);
+
+/* Fetches ended since start, and those of them that failed (/metrics). */
+uint64_t jwks_fetches(void);
+uint64_t jwks_failures(void);
 
 /* Whether jwks_start() ran and jwks_stop() has not. */
 bool jwks_enabled(void);

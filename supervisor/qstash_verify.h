@@ -35,7 +35,8 @@ struct qstash_verify_args {
  * holds, else a negative errno, and writes what failed into reason
  * (reasonsz bytes, may be 0):
  *   -EMSGSIZE  the header is longer than QSTASH_SIGNATURE_MAX
- *   -EBADMSG   not a compact JWT, or a claim missing or of the wrong type
+ *   -EBADMSG   not a compact JWT (jws.h: a header with crit or a bad kid
+ *              is not one either), or a claim missing or of the wrong type
  *   -EPROTO    alg is not HS256
  *   -EACCES    the signature matches neither key
  *   -EPERM     iss, sub or the body hash differs

@@ -19,7 +19,7 @@
 
 in_pg_virtualenv "$@"
 
-N=30
+N=39
 skip_all() { skip_plan $N "jwks case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -44,8 +44,10 @@ tmp=$(mktemp -d /tmp/vetsync-jwks.XXXXXX)
 chmod 755 "$tmp"
 simpid=
 daemon=
+daemon2=
 cleanup() {
 	[ -n "$daemon" ] && kill -KILL "$daemon" 2>/dev/null
+	[ -n "$daemon2" ] && kill -KILL "$daemon2" 2>/dev/null
 	[ -n "$simpid" ] && kill "$simpid" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -165,6 +167,11 @@ check "the log says 2 keys are in use" \
     wait_for 10 grep -q 'api.jwks_url: 2 key(s) in use' "$tmp/vetsyncd.log"
 check "no 'not supported' warning about api.jwks_url any more" \
     sh -c "! grep -q 'not supported' '$tmp/vetsyncd.log'"
+# metric NAME: its value in /metrics
+metric() { curl -s "$api/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+check "metrics: vetsync_jwks_keys 2, one fetch, no failure" \
+    test "$(metric vetsync_jwks_keys) $(metric vetsync_jwks_fetches_total)\
+ $(metric vetsync_jwks_fetch_failures_total)" = "2 1 0"
 
 # --- accepted --------------------------------------------------------------
 TRS=$(tok RS256 rsa1.pem rsa-1)
@@ -234,6 +241,9 @@ check "JWKS answering 500: rsa-1 and ec-1 still accepted ($c $c2)" \
 check "the log says the fetch failed and the keys are kept" \
     grep -q 'api.jwks_url: answered 500, not 200; keeping the 3 key(s)' \
     "$tmp/vetsyncd.log"
+check "metrics: the failure is counted, the 3 keys still in use" \
+    test "$(metric vetsync_jwks_keys) $(metric \
+    vetsync_jwks_fetch_failures_total)" = "3 1"
 
 jwksctl '{"status":200,"pad_bytes":70000}' >/dev/null
 cooldown
@@ -261,6 +271,16 @@ check "... the unknown kid's request ends at the fetch timeout, 401 \
 ($(cat "$tmp/slowcode") after $((t3 - t0)) ms)" \
     sh -c "[ $(cat "$tmp/slowcode") = 401 ] && [ $((t3 - t0)) -ge 9000 ] &&
     [ $((t3 - t0)) -lt 14000 ]"
+# A client that gives up while its request waits for the fetch.
+cooldown
+c=$(curl -s -m 1 -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $(tok RS256 forger.pem forged-14)" \
+    "$api/api/idexx/sync-status")
+sleep 10
+c2=$(req "$TES")
+check "a client leaving while its request waits: no answer to it ($c), \
+the next one 200 ($c2)" sh -c "[ $c = 000 ] && [ $c2 = 200 ] &&
+    kill -0 $daemon"
 
 # --- rotated out ------------------------------------------------------------
 jwksctl "{\"slow_ms\":0,\"keys\":[$(key ec-1 ec1),$(key rsa-2 rsa2)]}" \
@@ -282,8 +302,49 @@ leaks() {
 }
 check "no token, signature or jwt-secret in the daemon's log" \
     test -z "$(leaks "$tmp/vetsyncd.log")"
+# SIGTERM while a request waits on a slow fetch.
+jwksctl '{"slow_ms":15000}' >/dev/null
+cooldown
+req "$(tok RS256 forger.pem forged-15)" >"$tmp/parked" &
+parked=$!
+sleep 1
 kill -TERM $daemon
 wait $daemon; rc=$?
 daemon=
-check "SIGTERM: vetsyncd exits 0 ($rc)" test $rc -eq 0
+wait $parked
+check "SIGTERM with a request waiting on the JWKS: exit 0 ($rc), the \
+request answered 503 or dropped ($(cat "$tmp/parked"))" \
+    sh -c "[ $rc -eq 0 ] && grep -q -E '^(503|000)\$' '$tmp/parked'"
+
+# --- a JWKS that is down from the start ---------------------------------------
+jwksctl '{"slow_ms":0}' >/dev/null
+dead=$(python3 -c 'import socket; s = socket.socket();
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port2=$(python3 -c 'import socket; s = socket.socket();
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$tmp/state2"
+sed -e "s|^listen = .*|listen = 127.0.0.1:$port2|" \
+    -e "s|^jwks_url = .*|jwks_url = http://127.0.0.1:$dead/jwks.json|" \
+    -e "s|^name = .*|name = jwks2$$|" "$tmp/vetsyncd.conf" >"$tmp/down.conf"
+CREDENTIALS_DIRECTORY="$tmp/creds" "${VS_API_DAEMON:-$top_builddir/vetsyncd}" \
+    -d -c "$tmp/down.conf" -S "$tmp/control2.sock" -s "$tmp/state2" \
+    2>"$tmp/down.log" &
+daemon2=$!
+api=http://127.0.0.1:$port2
+check "JWKS down at start: vetsyncd serves, health ok" wait_for 30 healthy
+c=$(req "$(tok HS256 secret -)")
+check "JWKS down at start: HS256 with jwt-secret works ($c)" synced "$c"
+c=$(req "$TRS")
+check "JWKS down at start: RS256 refused, naming the kid ($c)" \
+    is_error "$c" 401 "kid is not in"
+check "JWKS down at start: the log says why, keeping 0 keys" \
+    grep -q 'api.jwks_url: .*keeping the 0 key(s) we have' "$tmp/down.log"
+kill -TERM $daemon2
+wait $daemon2; rc=$?
+daemon2=
+check "JWKS down at start: SIGTERM, exit 0 ($rc)" test $rc -eq 0
+check "no sanitizer report in the daemons' logs (with VS_API_DAEMON)" \
+    sh -c "! grep -E 'runtime error|AddressSanitizer|LeakSanitizer' \
+    '$tmp/vetsyncd.log' '$tmp/down.log'"
 [ $tap_failed -eq 0 ] || sed "s/^/# /" "$tmp/vetsyncd.log" | tail -40
+[ $tap_failed -eq 0 ] || sed "s/^/# /" "$tmp/down.log" | tail -20
