@@ -17,7 +17,7 @@
 
 in_pg_virtualenv "$@"
 
-N=41
+N=43
 skip_all() { skip_plan $N "events case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -296,6 +296,22 @@ gap=$(ph '.requests as $r | [range(0; $r | length - 1) |
 check "Retry-After: 3 was honoured (next request ${gap} ms later)" \
     test "$(num "$gap")" -ge 2950
 check "... each event once" unique_uuids
+
+# --- slow answers ------------------------------------------------------------
+# Clinic three's events go out after the 1 s interval and hang there for
+# 8 s; clinic two's sync runs meanwhile.
+simctl '{"posthog_slow_ms": 8000}'
+sync_next $U3
+sleep 1.5
+t0=$(date +%s%3N)
+sync_next $U2
+took=$(($(date +%s%3N) - t0))
+check "PostHog answering 8 s late: a sync meanwhile takes $took ms" \
+    test "$took" -lt 5000
+simctl '{"posthog_slow_ms": 0}'
+both_match() { matches $U3 && matches $U2; }
+check "... and both clinics' events arrive after the late answers" \
+    wait_for 40 both_match
 
 # --- 401 ---------------------------------------------------------------------
 simctl '{"posthog_key": "phc_someone_else"}'
