@@ -463,8 +463,19 @@ send_batch(void)
 	ev.inflight = true;
 }
 
+/* A held batch waits for its retry timer, never for the flush. */
 static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (ev.flight == NULL)
+		send_batch();
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -655,8 +666,8 @@ events_start(struct db_async *db)
 	ev.interval_ms = cf->posthog.flush_interval_ms;
 	ev.http_ms = EVENTS_HTTP_MS;
 	ev.ring = xcalloc(EVENTS_QUEUE_MAX, sizeof(*ev.ring));
-	ev.flush_timer = evtimer_new(sv->base, timer_cb, NULL);
-	ev.retry_timer = evtimer_new(sv->base, timer_cb, NULL);
+	ev.flush_timer = evtimer_new(sv->base, flush_cb, NULL);
+	ev.retry_timer = evtimer_new(sv->base, retry_cb, NULL);
 	if (ev.flush_timer == NULL || ev.retry_timer == NULL)
 		fatalx("events: cannot create timers");
 	ev.enabled = true;
