@@ -45,6 +45,18 @@
  * nothing to DELETE, only the cancellation to audit.
  */
 #define NOTHING_PUBLISHED	"-"
+/*
+ * cancel_message_id "dedup:<id>": a publish under that dedup id got no
+ * answer (a timeout, a connection lost after the request went out), so
+ * QStash may hold a message whose id we never learnt.  Publishing the
+ * same dedup id again learns it (202 with the existing id, or 200 with a
+ * new one), and that message is then DELETEd.  last_error's maybe_sent
+ * marks a pending row in that state until a publish of it succeeds.
+ */
+#define MAYBE_SENT		"dedup:"
+#define MAYBE_SENT_LEN		(sizeof(MAYBE_SENT) - 1)
+#define MAYBE_SENT_SQL(d)	"CASE WHEN (" d ".last_error->>'maybe_sent')" \
+    "::boolean THEN '" MAYBE_SENT "' || " d ".dedup_id END"
 
 struct discharge_state ds;
 
@@ -55,6 +67,7 @@ struct publish {
 	char consultation[256];
 	char dedup[DISCHARGE_TOKEN_MAX + 1];
 	char cancel[DISCHARGE_TOKEN_MAX + 1];	/* "": publish */
+	char probe[MAYBE_SENT_LEN + DISCHARGE_TOKEN_MAX + 1];	/* see above */
 	int64_t not_before;
 	unsigned attempts;
 };
@@ -100,7 +113,7 @@ static const char sql_outbox[] =
     "   floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint,"
     "  status = 'pending',"
     "  cancel_message_id = coalesce(d.qstash_message_id,"
-    "   d.cancel_message_id),"
+    "   d.cancel_message_id, " MAYBE_SENT_SQL("d") "),"
     "  qstash_message_id = NULL, next_attempt_at = now(),"
     "  customer_phone = w.phone, pet_name = w.pname,"
     "  case_id = coalesce(w.case_id, d.case_id), last_error = NULL"
@@ -111,7 +124,9 @@ static const char sql_outbox[] =
     "cancel AS ("
     " UPDATE scheduled_discharge_calls d SET status = 'cancelled',"
     "  cancel_message_id = coalesce(d.qstash_message_id,"
-    "   d.cancel_message_id, '" NOTHING_PUBLISHED "'),"
+    "   d.cancel_message_id, " MAYBE_SENT_SQL("d") ","
+    "   '" NOTHING_PUBLISHED "'),"
+    "  last_error = d.last_error - 'maybe_sent',"
     "  qstash_message_id = NULL, next_attempt_at = now()"
     " FROM input i WHERE d.user_id = $1::uuid AND d.consultation_id = i.cid"
     " AND i.done_at IS NULL AND d.status IN ('pending', 'published')"
@@ -171,11 +186,24 @@ static const char sql_published[] =
     " RETURNING id)"
     "SELECT (SELECT count(*) FROM pub), (SELECT count(*) FROM stale)";
 
-/* Not now: $1 id, $2 wait in ms, $3 the error. */
+/*
+ * Not now: $1 id, $2 wait in ms, $3 the error, $4 the dedup id sent, $5
+ * whether that publish may have reached QStash (no answer).  A row that
+ * changed meanwhile then has that dedup id's message, if any, to cancel;
+ * one that did not stays maybe_sent until a publish of it succeeds.
+ */
 static const char sql_retry[] =
     "UPDATE scheduled_discharge_calls SET attempts = attempts + 1,"
     " next_attempt_at = now() + $2::bigint * interval '1 millisecond',"
-    " last_error = $3::jsonb, lease_until = NULL, leased_by = NULL"
+    " last_error = CASE WHEN status = 'pending' AND dedup_id = $4"
+    "  AND ($5::boolean OR (last_error->>'maybe_sent')::boolean)"
+    "  THEN $3::jsonb || '{\"maybe_sent\": true}' ELSE $3::jsonb END,"
+    " cancel_message_id = CASE WHEN $5::boolean"
+    "  AND (status = 'cancelled' OR dedup_id <> $4)"
+    "  AND coalesce(cancel_message_id, '" NOTHING_PUBLISHED "') = '"
+    NOTHING_PUBLISHED "' THEN '" MAYBE_SENT "' || $4"
+    "  ELSE cancel_message_id END,"
+    " lease_until = NULL, leased_by = NULL"
     " WHERE id = $1::uuid";
 
 /* Refused for good: $1 id, $2 the error. */
@@ -340,17 +368,29 @@ record(struct publish *pb, const char *sql, int n, const char *const *p)
 	    p));
 }
 
+/* maybe_sent: the request may have reached QStash; no answer came. */
 static void
-record_retry(struct publish *pb, uint64_t wait_ms, const char *err)
+record_retry(struct publish *pb, uint64_t wait_ms, const char *err,
+    bool maybe_sent)
 {
 	char ms[24];
-	const char *p[3];
+	const char *p[5];
 
 	snprintf(ms, sizeof(ms), "%" PRIu64, wait_ms);
 	p[0] = pb->id;
 	p[1] = ms;
 	p[2] = err;
-	record(pb, sql_retry, 3, p);
+	p[3] = pb->dedup;
+	p[4] = maybe_sent ? "true" : "false";
+	record(pb, sql_retry, 5, p);
+}
+
+/* No answer, but the request may have gone out: QStash may hold it. */
+static bool
+answer_lost(const struct outbound_response *a)
+{
+	return a->error < 0 && a->error != -ECONNREFUSED &&
+	    a->error != -ENOMEM;
 }
 
 /* How long a publish that got no usable answer waits. */
@@ -384,6 +424,17 @@ published(const struct outbound_response *a, void *arg)
 	if (a->error == 0 && (a->status == 200 || a->status == 202)) {
 		j = json_loadb(a->body, a->len, 0, NULL);
 		mid = json_string_value(json_object_get(j, "messageId"));
+		if (discharge_token_valid(mid) && pb->probe[0] != '\0') {
+			log_info("discharge call %s: a publish of it got no "
+			    "answer; QStash holds it as %s, to be cancelled",
+			    pb->id, mid);
+			p[0] = pb->id;
+			p[1] = mid;
+			p[2] = pb->dedup;
+			record(pb, sql_published, 3, p);
+			json_decref(j);
+			return;
+		}
 		if (discharge_token_valid(mid)) {
 			f = json_object();
 			json_object_set_new(f, "message_id", json_string(mid));
@@ -415,6 +466,17 @@ published(const struct outbound_response *a, void *arg)
 		err = discharge_error_json("qstash", a->status,
 		    json_string_value(json_object_get(j, "error")));
 		json_decref(j);
+		if (pb->probe[0] != '\0') {
+			/* Nothing to learn: nothing is left to cancel. */
+			log_warnx("discharge call %s: QStash refused the publish "
+			    "that looks for its lost message (%ld)", pb->id,
+			    a->status);
+			p[0] = pb->id;
+			p[1] = pb->probe;
+			record(pb, sql_cancelled, 2, p);
+			free(err);
+			return;
+		}
 		log_warnx("discharge call %s: QStash refused the publish (%ld):"
 		    " the call is failed", pb->id, a->status);
 		discharge_audit("discharge_publish_failed", pb->user, "failed",
@@ -438,7 +500,7 @@ published(const struct outbound_response *a, void *arg)
 		    pb->id, pb->consultation, json_pack("{s:I,s:I}",
 		    "http_status", (json_int_t)a->status, "retry_in_ms",
 		    (json_int_t)ms));
-		record_retry(pb, ms, err);
+		record_retry(pb, ms, err, answer_lost(a));
 	}
 	free(err);
 }
@@ -469,7 +531,7 @@ cancelled(const struct outbound_response *a, void *arg)
 	    a->error_text) : discharge_error_json("qstash", a->status, NULL);
 	log_warnx("discharge call %s: cannot cancel message %s: %s", pb->id,
 	    pb->cancel, a->error < 0 ? a->error_text : "refused");
-	record_retry(pb, wait_for_answer(pb, a), err);
+	record_retry(pb, wait_for_answer(pb, a), err, false);
 	free(err);
 }
 
@@ -534,7 +596,7 @@ send_one(struct publish *pb)
 		log_warnx("discharge call %s: cannot send to QStash: %s",
 		    pb->id, strerror(-r));
 		record_retry(pb, discharge_backoff_ms(pb->attempts,
-		    discharge_random()), err);
+		    discharge_random()), err, false);
 		free(err);
 	}
 }
@@ -593,11 +655,17 @@ lease_done(int r, const char *error, const struct db_result *rows,
 			record(pb, sql_cancelled, 2, p);
 			continue;
 		}
-		if (cancel != NULL && cancel[0] != '\0')
+		if (cancel != NULL && strncmp(cancel, MAYBE_SENT,
+		    MAYBE_SENT_LEN) == 0) {
+			/* Publish that dedup id again to learn its message. */
+			copy(pb->probe, sizeof(pb->probe), cancel);
+			copy(pb->dedup, sizeof(pb->dedup),
+			    cancel + MAYBE_SENT_LEN);
+		} else if (cancel != NULL && cancel[0] != '\0')
 			copy(pb->cancel, sizeof(pb->cancel), cancel);
 		else if (status == NULL || strcmp(status, "pending") != 0) {
 			/* Cancelled meanwhile: let the lease go. */
-			record_retry(pb, 0, NULL);
+			record_retry(pb, 0, NULL, false);
 			continue;
 		}
 		if ((pb->cancel[0] != '\0' && !discharge_token_valid(pb->cancel))

@@ -18,7 +18,8 @@
 # appointment is cancelled while their messages wait at QStash (DELETEd,
 # never dialled, even once QStash's clock passes their due time), and the
 # reopened one checked out again (a later due time, one publish, one
-# dial).  Last, two vetsyncd instances on one database drain one outbox
+# dial), and one reopened while the publish of its call gets no answer
+# (the message QStash holds found by its dedup id and DELETEd).  Last, two vetsyncd instances on one database drain one outbox
 # full of pending rows at once (one publish request per row, counted at
 # QStash, one dial each), and one of them is SIGKILLed holding leases
 # mid-publish: the other publishes those rows once the leases end, and
@@ -29,7 +30,7 @@
 
 in_pg_virtualenv "$@"
 
-N=82
+N=87
 skip_all() { skip_plan $N "discharge case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -419,11 +420,12 @@ pub_by_dedup() { curl -s "$url/__sim/qstash" | jq -r '[.messages[] |
 # vapi_for CALL: VAPI calls made for the row CALL
 vapi_for() { num "$(vapi "[.calls[] | select(.assistantOverrides.metadata
     | .dischargeCallId == \"$1\")] | length")"; }
-# advance_past USER: QStash's clock past the due time of USER's messages
+# advance_past USER [STATUS]: QStash's clock past the due time of USER's
+# rows in STATUS (published)
 advance_past() {
 	last=$(num "$(sql "select max(floor(extract(epoch from scheduled_for)))
 	    ::bigint from scheduled_discharge_calls where user_id = '$1'
-	    and status = 'published'")")
+	    and status = '${2:-published}'")")
 	qnow=$(num "$(qn .now)")
 	[ "$last" -le "$qnow" ] ||
 	    simctl "{\"qstash_advance\": $((last - qnow + 60))}"
@@ -545,11 +547,51 @@ check "(d) dialled exactly once, the old message never delivered" sh -c \
     "[ $(vapi_for "$xid") -eq 1 ] && [ $(dialled $U4) -eq $((r4 - 2)) ] &&
     [ '$(msg_state "$xmid")' = cancelled ]"
 
+# --- (b2) reopened while the publish of its call gets no answer -----------------
+# Z is checked out again, with clinic four's delay now 800 days (QStash's
+# clock passed 400 days), while QStash answers 12 s late: past vetsyncd's
+# 10 s, so the publish reaches QStash but its answer never comes back.
+# Meanwhile Z is reopened again.  The row must not pass for never
+# published: publishing its dedup id again learns the message QStash
+# holds (202), which is then DELETEd, and never dialled.
+sql "update users set discharge_delay = interval '800 days' where id = '$U4'"
+simctl '{"qstash_slow_ms": 12000}'
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$Z\",
+    \"status\": \"checked_out\"}}"
+check "clinic four: a fifth sync after IDEXX checked Z out again" \
+    sync_wait $U4 5
+zflight() {
+	zd=$(row_of $U4 "$Z" dedup_id)
+	[ "$(row_of $U4 "$Z" status)" = pending ] &&
+	    zmid=$(curl -s -G --data-urlencode "destination=$durl" \
+	    "$url/__sim/qstash" | jq -re --arg d "$zd" \
+	    'first(.messages[] | select(.dedup_id == $d) | .id)')
+}
+zmid=
+wait_for 20 zflight || diag "the publish of Z's row did not reach QStash"
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$Z\",
+    \"status\": \"in_consult\"}}"
+check "clinic four: a sixth sync after IDEXX reopened Z, mid-publish" \
+    sync_wait $U4 6
+simctl '{"qstash_slow_ms": 0}'
+zdel() { [ "$(row_of $U4 "$Z" "status || ' ' || coalesce(qstash_message_id,
+    cancel_message_id, '-')")" = "cancelled -" ] &&
+    [ "$(msg_state "$zmid")" = cancelled ]; }
+check "(b2) the message whose answer was lost is DELETEd at QStash" \
+    wait_for 40 zdel
+pub_by_dedup >"$tmp/pd4"
+check "(b2) found by publishing its dedup id again: one message, two publishes" \
+    grep -qxF "$zd 1 2" "$tmp/pd4"
+advance_past $U4 cancelled
+sleep 2
+check "(b2) QStash's clock past its due time: Z never dialled" sh -c \
+    "[ $(vapi_for "$zid") -eq 0 ] && [ '$(row_of $U4 "$Z" status)' = cancelled ]"
+
 # --- (e) two instances on one outbox ----------------------------------------------
 # A second vetsyncd (another [instance] name, its own API port, the same
 # database and delivery URL, as behind one load balancer).  64 pending
 # rows land in the outbox at once (clinic five's, written directly, due
-# in 500 days); QStash answers 300 ms late, so both instances have
+# in 1,500 days); QStash answers 300 ms late, so both instances have
 # publishes in flight together.
 bport=$(freeport)
 sed -e "s/^name = .*/name = dc$$-b/" \
@@ -571,7 +613,7 @@ fill() {
 	    select '$U5', '$1-' || g, t.d, 'discharge-$U5-$1-' || g || '-' ||
 	    floor(extract(epoch from t.d))::bigint, '+1 303-555-' || 1000 + g,
 	    'Pet $1 ' || g from generate_series(1, $2) g,
-	    (select now() + interval '500 days' as d) t;
+	    (select now() + interval '1500 days' as d) t;
 	    select pg_notify('vetsync_discharge', '')" >/dev/null
 }
 tagged() { count_where "user_id = '$U5' and consultation_id like '$1-%'
