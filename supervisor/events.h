@@ -20,6 +20,13 @@
  * or phone numbers go into an event; clinicName is users.clinic_name,
  * looked up when the sync starts (JSON null when unknown).
  *
+ * discharge.scheduled is sent when QStash's acceptance of the call's
+ * publish is recorded, which happens once per dedup id (discharge.c): the
+ * outbox row itself is written inside the reconciliation's transaction,
+ * whose unit hands no rows back, and an event sent before that commit
+ * could tell of a call that never was.  A rescheduled call is scheduled
+ * again, with its new scheduledFor.
+ *
  * $process_person_profile is true for the events of what a clinic's user
  * did or is told about (sync.*, credential.validated), so they join the
  * web app's person of that user id; false for discharge.scheduled, which
