@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include "supervisor/alerts.h"
 #include "supervisor/audit.h"
 
 #define CHUNK		(1024 * 1024)	/* read from the spool at a time */
@@ -562,6 +563,13 @@ refuse(const char *event, uint64_t len, int error)
 		    "(%" PRIu64 " bytes, %" PRIu64 " not yet in the database): "
 		    "refusing audit records until it can", sp.path,
 		    strerror(error), sp.size, sp.size - sp.done);
+	if (sp.episode == 1)
+		alerts_raise(ALERT_AUDIT_SPOOL_FULL, NULL, error == 0 ?
+		    "the audit spool is full: audit records are refused" :
+		    "the audit spool cannot be written: audit records are "
+		    "refused", "the database connection (the spool drains "
+		    "into it), the spool's file system and its size limit ("
+		    AUDIT_SPOOL_ENV ")");
 	log_debug("audit: '%s' record of %" PRIu64 " bytes refused", event,
 	    len);
 }

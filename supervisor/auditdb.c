@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include "supervisor/alerts.h"
 #include "supervisor/audit.h"
 #include "supervisor/auditdb.h"
 #include "supervisor/db.h"
@@ -158,6 +159,11 @@ unit_done(int r, const char *error, void *arg)
 		    "(seq %" PRIu64 "..%" PRIu64 "): %s; they stay in the "
 		    "spool and are tried again", n, wr.batch.first_seq,
 		    wr.batch.last_seq, error != NULL ? error : strerror(-r));
+	if (wr.refusals == 1)
+		alerts_raise(ALERT_AUDIT_REFUSED, NULL, "the database refuses "
+		    "audit records; they wait in the local spool",
+		    "the database's log and the audit log's table and "
+		    "triggers (vetsyncctl audit verify)");
 	wr.retry_ms = wr.retry_ms == 0 ? RETRY_MIN_MS : wr.retry_ms * 2;
 	if (wr.retry_ms > RETRY_MAX_MS)
 		wr.retry_ms = RETRY_MAX_MS;

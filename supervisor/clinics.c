@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 
+#include "supervisor/alerts.h"
 #include "supervisor/api.h"
 #include "supervisor/audit.h"
 #include "supervisor/clinics.h"
@@ -413,6 +414,11 @@ clinic_skip(struct clinic *c, uint64_t job, enum clinic_hold why,
 	    error);
 	json_object_set_new(f, "reason", json_string(error));
 	audit_record("sync_skipped", c->id, job, f);
+	if (why != CLINIC_HOLD_REVOKED)
+		alerts_raise(ALERT_CLINIC_HELD, c->id, "held: its "
+		    "credentials are missing or suspended; no sync runs "
+		    "until they are set again", "the clinic's IDEXX "
+		    "credentials (vetsyncctl credentials set)");
 }
 
 static void
@@ -633,6 +639,7 @@ static void
 clinic_hold(struct clinic *c, const char *why)
 {
 	json_t *f = json_object();
+	char figure[256];
 
 	clinic_set_hold(c, CLINIC_HOLD_FAILURES);
 	log_warnx("alert: clinic=%s: held after %u consecutive failures: %s",
@@ -640,6 +647,13 @@ clinic_hold(struct clinic *c, const char *why)
 	json_object_set_new(f, "failures", json_integer(c->failures));
 	json_object_set_new(f, "reason", json_string(why));
 	audit_record("circuit_open", c->id, 0, f);
+	snprintf(figure, sizeof(figure), "held after %u consecutive "
+	    "failures (workers.failure_threshold %u); no sync runs until "
+	    "an operator asks for one", c->failures,
+	    sv->config->workers.failure_threshold);
+	alerts_raise(ALERT_CLINIC_HELD, c->id, figure, "the worker exits "
+	    "of the clinic in the audit log; then vetsyncctl sync to "
+	    "release it");
 }
 
 static void
@@ -690,6 +704,10 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 			    "credentials; held until they are set again", c->id);
 			audit_record("credentials_suspended", c->id, job->id,
 			    NULL);
+			alerts_raise(ALERT_CLINIC_HELD, c->id, "held: IDEXX "
+			    "Neo rejected its credentials", "the clinic's "
+			    "IDEXX account (locked? password changed?), then "
+			    "vetsyncctl credentials set");
 			if (job->kind != WORKER_JOB_VALIDATE_CREDENTIALS)
 				credstore_mark(c->id, false, job->id);
 		} else if (c->failures >= sv->config->workers.failure_threshold)
@@ -707,6 +725,7 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 	}
 next:
 	api_job_ended(job, o);
+	alerts_job_ended(c->id);
 	events_job_ended(job, o);
 	if (c->state == CLINIC_IDLE && c->pending != 0 && !sv->stopping)
 		clinic_enqueue(c);

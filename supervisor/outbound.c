@@ -8,7 +8,14 @@
  * libcurl, so a callback may send new requests; outbound_send() only adds
  * the transfer (libcurl asks for a timer to start it), so it never calls
  * back before it returns.
+ *
+ * A mail is a transfer too: libcurl's SMTP reads the message through
+ * read_cb from our copy, and a refused command ends the transfer with a
+ * curl error while the reply code it got is the answer the caller wants,
+ * so check_done() hands a 4xx/5xx code over as a status, not an error.
  */
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,7 +41,11 @@ struct outbound_headers {
 struct transfer {
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *rcpt;	/* a mail's recipients */
 	char *body;			/* the request's, owned */
+	size_t body_len, body_off;	/* a mail's message, read_cb */
+	char *password;			/* a mail's, wiped */
+	bool mail;
 	struct buf response;
 	struct outbound_headers rheaders;
 	bool too_big;
@@ -77,7 +88,12 @@ transfer_free(struct transfer *t)
 	if (t->easy != NULL)
 		curl_easy_cleanup(t->easy);
 	curl_slist_free_all(t->headers);
+	curl_slist_free_all(t->rcpt);
 	free(t->body);
+	if (t->password != NULL) {
+		explicit_bzero(t->password, strlen(t->password));
+		free(t->password);
+	}
 	buf_release(&t->response);
 	buf_release(&t->rheaders.raw);
 	free(t);
@@ -146,6 +162,10 @@ check_done(void)
 			continue;
 		}
 		e = t->too_big ? -EMSGSIZE : errno_of(m->data.result);
+		status = 0;
+		if (t->mail)
+			(void)curl_easy_getinfo(t->easy,
+			    CURLINFO_RESPONSE_CODE, &status);
 		if (t->too_big)
 			snprintf(text, sizeof(text), "%s: response body over "
 			    "its limit", t->host);
@@ -153,7 +173,11 @@ check_done(void)
 			snprintf(text, sizeof(text), "%s: %s", t->host,
 			    t->errbuf[0] != '\0' ? t->errbuf :
 			    curl_easy_strerror(m->data.result));
-		finish(t, e, text, 0);
+		/* A mail's refused command: the reply code is the answer. */
+		if (t->mail && status >= 400 && status < 600)
+			finish(t, 0, text, status);
+		else
+			finish(t, e, text, 0);
 	}
 }
 
@@ -238,6 +262,20 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 		return 0;
 	}
 	return size * n;
+}
+
+/* A mail's message, as libcurl's SMTP upload asks for it. */
+static size_t
+read_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct transfer *t = arg;
+	size_t left = t->body_len - t->body_off, len = size * n;
+
+	if (len > left)
+		len = left;
+	memcpy(p, t->body + t->body_off, len);
+	t->body_off += len;
+	return len;
 }
 
 /* Each header line is kept as "Name: value" and its NUL, trimmed. */
@@ -344,6 +382,44 @@ url_host(const char *url, char *out, size_t outsz)
 		memmove(out, e + 1, strlen(e + 1) + 1);
 }
 
+/* t's easy handle for url, limited to HTTP(S) or to SMTP(S). */
+static int
+easy_new(struct transfer *t, const char *url, bool mail, uint64_t timeout_ms)
+{
+	if ((t->easy = curl_easy_init()) == NULL)
+		return -ENOMEM;
+	curl_easy_setopt(t->easy, CURLOPT_URL, url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, mail ? "smtp,smtps" :
+	    "http,https");
+#else
+	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS, mail ?
+	    CURLPROTO_SMTP | CURLPROTO_SMTPS : CURLPROTO_HTTP | CURLPROTO_HTTPS);
+#endif
+	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ?
+	    timeout_ms : DEFAULT_TIMEOUT_MS));
+	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+	return 0;
+}
+
+/* Hand t to libcurl and keep it in the list of transfers in flight. */
+static int
+transfer_start(struct transfer *t)
+{
+	if (curl_multi_add_handle(ob.multi, t->easy) != CURLM_OK)
+		return -ENOMEM;
+	t->next = ob.head;
+	if (ob.head != NULL)
+		ob.head->prev = t;
+	ob.head = t;
+	ob.pending++;
+	return 0;
+}
+
 int
 outbound_send(const struct outbound_request *r, outbound_cb *cb, void *arg)
 {
@@ -381,19 +457,9 @@ outbound_send(const struct outbound_request *r, outbound_cb *cb, void *arg)
 			goto bad;
 		t->headers = l;
 	}
-	if ((t->easy = curl_easy_init()) == NULL)
+	if (easy_new(t, r->url, false, r->timeout_ms) < 0)
 		goto bad;
-	curl_easy_setopt(t->easy, CURLOPT_URL, r->url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS,
-	    CURLPROTO_HTTP | CURLPROTO_HTTPS);
-#endif
-	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(r->timeout_ms > 0 ?
-	    r->timeout_ms : DEFAULT_TIMEOUT_MS));
 	curl_easy_setopt(t->easy, CURLOPT_CUSTOMREQUEST, m);
 	if (r->body != NULL || strcmp(m, "POST") == 0 ||
 	    strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0) {
@@ -407,19 +473,118 @@ outbound_send(const struct outbound_request *r, outbound_cb *cb, void *arg)
 	} else if (strcmp(m, "GET") == 0)
 		curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-	if (curl_multi_add_handle(ob.multi, t->easy) != CURLM_OK)
+	if (transfer_start(t) < 0)
 		goto bad;
-	t->next = ob.head;
-	if (ob.head != NULL)
-		ob.head->prev = t;
-	ob.head = t;
-	ob.pending++;
+	return 0;
+bad:
+	transfer_free(t);
+	return e;
+}
+
+bool
+outbound_url_loopback(const char *url)
+{
+	char host[128], *colon;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	url_host(url, host, sizeof(host));
+	if (host[0] == '[') {
+		char *close = strchr(host, ']');
+
+		if (close == NULL)
+			return false;
+		*close = '\0';
+		return inet_pton(AF_INET6, host + 1, &a6) == 1 &&
+		    IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	if ((colon = strchr(host, ':')) != NULL)
+		*colon = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	return inet_pton(AF_INET, host, &a4) == 1 &&
+	    (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* An envelope address: printable, no space, no '<' or '>', one '@'. */
+static bool
+mail_address_valid(const char *a)
+{
+	const char *at = strchr(a, '@');
+
+	if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@'))
+		return false;
+	for (; *a != '\0'; a++)
+		if ((unsigned char)*a <= 0x20 || *a == 0x7f || *a == '<' ||
+		    *a == '>')
+			return false;
+	return true;
+}
+
+int
+outbound_mail(const struct outbound_mail *m, outbound_cb *cb, void *arg)
+{
+	struct transfer *t = NULL;
+	char addr[264];
+	size_t i;
+	bool smtps;
+	int e = -ENOMEM;
+
+	if (ob.multi == NULL)
+		return -ESHUTDOWN;
+	if (m->url == NULL || ((smtps = strncasecmp(m->url, "smtps://",
+	    8) == 0) == false && strncasecmp(m->url, "smtp://", 7) != 0) ||
+	    strpbrk(m->url, " \r\n") != NULL)
+		return -EINVAL;
+	if (m->from == NULL || !mail_address_valid(m->from) ||
+	    strlen(m->from) > 254 || m->rcpt[0] == NULL)
+		return -EINVAL;
+	for (i = 0; i < OUTBOUND_RCPT_MAX && m->rcpt[i] != NULL; i++)
+		if (!mail_address_valid(m->rcpt[i]) ||
+		    strlen(m->rcpt[i]) > 254)
+			return -EINVAL;
+	if (m->message == NULL || m->len == 0 || m->len > OUTBOUND_MAIL_MAX ||
+	    memchr(m->message, '\0', m->len) != NULL)
+		return -EINVAL;
+	t = xcalloc(1, sizeof(*t));
+	t->mail = true;
+	buf_init(&t->response, OUTBOUND_RHEADERS_MAX);
+	buf_init(&t->rheaders.raw, OUTBOUND_RHEADERS_MAX);
+	url_host(m->url, t->host, sizeof(t->host));
+	t->cb = cb;
+	t->arg = arg;
+	for (i = 0; i < OUTBOUND_RCPT_MAX && m->rcpt[i] != NULL; i++) {
+		struct curl_slist *l;
+
+		snprintf(addr, sizeof(addr), "<%s>", m->rcpt[i]);
+		if ((l = curl_slist_append(t->rcpt, addr)) == NULL)
+			goto bad;
+		t->rcpt = l;
+	}
+	t->body = xmalloc(m->len);
+	memcpy(t->body, m->message, m->len);
+	t->body_len = m->len;
+	if (m->password != NULL)
+		t->password = xstrdup(m->password);
+	if (easy_new(t, m->url, true, m->timeout_ms) < 0)
+		goto bad;
+	/* STARTTLS or nothing, except on this machine (see outbound.h). */
+	if (!smtps && !outbound_url_loopback(m->url))
+		curl_easy_setopt(t->easy, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	if (t->password != NULL)
+		curl_easy_setopt(t->easy, CURLOPT_PASSWORD, t->password);
+	snprintf(addr, sizeof(addr), "<%s>", m->from);
+	curl_easy_setopt(t->easy, CURLOPT_MAIL_FROM, addr);
+	curl_easy_setopt(t->easy, CURLOPT_MAIL_RCPT, t->rcpt);
+	curl_easy_setopt(t->easy, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(t->easy, CURLOPT_INFILESIZE_LARGE,
+	    (curl_off_t)t->body_len);
+	curl_easy_setopt(t->easy, CURLOPT_READFUNCTION, read_cb);
+	curl_easy_setopt(t->easy, CURLOPT_READDATA, t);
+	if (transfer_start(t) < 0)
+		goto bad;
 	return 0;
 bad:
 	transfer_free(t);

@@ -35,6 +35,7 @@
 #include "proto/frame.h"
 #include "policy/policy.h"
 
+#include "supervisor/alerts.h"
 #include "supervisor/api.h"
 #include "supervisor/audit.h"
 #include "supervisor/auditdb.h"
@@ -588,6 +589,7 @@ main(int argc, char **argv)
 	scheduler_start(sv->base, database);
 	if (discharge_start(database, sv->config->instance.name) < 0)
 		fatalx("discharge calls cannot start (see above)");
+	alerts_start(sv, database, sv->config->instance.name);
 	if (events_start(database) < 0)
 		fatalx("events: out of memory");
 	/* Syncs do not depend on the API: without it they still run. */
@@ -610,6 +612,7 @@ main(int argc, char **argv)
 	audit_record("supervisor_stopped", NULL, 0, NULL);
 	control_close();
 	events_stop(EVENTS_STOP_MS);	/* before outbound_free() */
+	alerts_stop();		/* before outbound_free(): its mail */
 	discharge_stop();	/* before api_stop(): it holds requests */
 	api_stop();
 	clinics_free_all();

@@ -431,7 +431,7 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 	struct evbuffer *body = evbuffer_new(), *in;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	struct buf err;
-	char *text, *rest;
+	char *text, *rest, *rest2;
 	size_t len;
 	int code = 200;
 
@@ -445,17 +445,21 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 			in = evhttp_request_get_input_buffer(req);
 			len = evbuffer_get_length(in);
 			text = (char *)evbuffer_pullup(in, -1);
-			rest = NULL;
-			/* QStash's and VAPI's knobs first, the rest after. */
-			if (services_control_begin(text != NULL ? text : "",
-			    len, &err, &rest) != 0 ||
+			rest = rest2 = NULL;
+			/* SMTP's, QStash's and VAPI's knobs, the rest after. */
+			if (smtp_control_begin(text != NULL ? text : "", len,
+			    &err, &rest2) != 0 ||
+			    services_control_begin(rest2, strlen(rest2), &err,
+			    &rest) != 0 ||
 			    control_apply(rest, strlen(rest), &err) != 0) {
 				code = 400;
 				evbuffer_add_printf(body, "{\"error\":\"%s\"}",
 				    err.data);
 			}
 			services_control_end(code == 200);
+			smtp_control_end(code == 200);
 			free(rest);
+			free(rest2);
 		}
 		if (code == 200)
 			control_knobs(body);
@@ -463,6 +467,8 @@ control(struct evhttp_request *req, const char *path, struct evkeyvalq *q)
 		qstash_inspect(q, body);
 	else if (strcmp(path, "/__sim/vapi") == 0)
 		vapi_inspect(body);
+	else if (strcmp(path, "/__sim/mail") == 0)
+		smtp_inspect(body);
 	else if (strcmp(path, "/__sim/posthog") == 0)
 		posthog_inspect(body);
 	else if (strcmp(path, "/__sim/stats") == 0)
@@ -623,6 +629,7 @@ usage(void)
 	    "[--locked LIST]\n"
 	    "    [--expiry 401|302] [--tls-cert FILE --tls-key FILE] "
 	    "[--port-file FILE]\n"
+	    "    [--smtp-port-file FILE [--smtp-user U --smtp-password P]]\n"
 	    "    [--qstash-token T] [--qstash-current-key K] "
 	    "[--qstash-next-key K]\n"
 	    "    [--qstash-clock-scale N] [--vapi-key K]\n"
@@ -655,6 +662,7 @@ enum {
 	OPT_CONSULTATIONS, OPT_TIMEZONE, OPT_LATENCY, OPT_TTL, OPT_MAXREQ,
 	OPT_429, OPT_RETRY, OPT_5XX, OPT_SLOW, OPT_BODY, OPT_VARIANT,
 	OPT_WRAP, OPT_UI, OPT_LOCKED, OPT_EXPIRY, OPT_CERT, OPT_KEY,
+	OPT_SMTPPORT, OPT_SMTPUSER, OPT_SMTPPASS,
 	OPT_PORTFILE, OPT_QTOKEN, OPT_QCURRENT, OPT_QNEXT, OPT_QSCALE,
 	OPT_VAPIKEY, OPT_PHKEY, OPT_PHPORTFILE,
 };
@@ -683,6 +691,9 @@ static const struct option longopts[] = {
 	{ "tls-cert", required_argument, NULL, OPT_CERT },
 	{ "tls-key", required_argument, NULL, OPT_KEY },
 	{ "port-file", required_argument, NULL, OPT_PORTFILE },
+	{ "smtp-port-file", required_argument, NULL, OPT_SMTPPORT },
+	{ "smtp-user", required_argument, NULL, OPT_SMTPUSER },
+	{ "smtp-password", required_argument, NULL, OPT_SMTPPASS },
 	{ "qstash-token", required_argument, NULL, OPT_QTOKEN },
 	{ "qstash-current-key", required_argument, NULL, OPT_QCURRENT },
 	{ "qstash-next-key", required_argument, NULL, OPT_QNEXT },
@@ -705,6 +716,9 @@ main(int argc, char **argv)
 	SSL_CTX *ctx = NULL;
 	const char *bind_addr = "127.0.0.1", *cert = NULL, *key = NULL;
 	const char *port_file = NULL, *locked = NULL, *wrap = NULL;
+	const char *smtp_port_file = NULL, *smtp_user = NULL;
+	const char *smtp_password = NULL;
+	unsigned int smtp_port;
 	struct services_opts so = {
 		.qstash_token = "qstash-sim-token",
 		.current_key = "sig_sim_current",
@@ -801,6 +815,9 @@ main(int argc, char **argv)
 		case OPT_CERT: cert = optarg; break;
 		case OPT_KEY: key = optarg; break;
 		case OPT_PORTFILE: port_file = optarg; break;
+		case OPT_SMTPPORT: smtp_port_file = optarg; break;
+		case OPT_SMTPUSER: smtp_user = optarg; break;
+		case OPT_SMTPPASS: smtp_password = optarg; break;
 		case OPT_QTOKEN: so.qstash_token = optarg; break;
 		case OPT_QCURRENT: so.current_key = optarg; break;
 		case OPT_QNEXT: so.next_key = optarg; break;
@@ -814,7 +831,8 @@ main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || !have_port || (cert == NULL) != (key == NULL))
+	if (optind != argc || !have_port || (cert == NULL) != (key == NULL) ||
+	    (smtp_user == NULL) != (smtp_password == NULL))
 		usage();
 
 	if (setenv("TZ", sim.timezone, 1) != 0)
@@ -867,6 +885,13 @@ main(int argc, char **argv)
 	    ((struct sockaddr_in *)&ss)->sin_port);
 	if (port_file != NULL)
 		write_port_file(port_file, port);
+	if (smtp_port_file != NULL) {
+		if (smtp_start(base, bind_addr, smtp_user, smtp_password,
+		    &smtp_port) < 0)
+			fatalx("smtp: cannot listen on %s", bind_addr);
+		write_port_file(smtp_port_file, smtp_port);
+		log_info("smtp: listening on %s:%u", bind_addr, smtp_port);
+	}
 	log_info("listening on %s:%u profile=%s clinics=%u seed=%llu%s",
 	    bind_addr, port, sim.profile == SIM_PROFILE_NEO ? "neo" :
 	    "prd-html", sim.nclinics, (unsigned long long)sim.seed,
@@ -890,6 +915,7 @@ main(int argc, char **argv)
 		free(p);
 	}
 	services_free();
+	smtp_free();
 	event_free(sigterm);
 	event_free(sigint);
 	evhttp_free(http);

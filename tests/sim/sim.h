@@ -269,4 +269,17 @@ int		 control_expiry(void);
 int		 control_parse_body(const char *, enum sim_body *);
 int		 control_parse_locked(const char *);
 
+/* smtp.c: the SMTP sink on a port of its own (--smtp-port-file). */
+struct event_base;
+int		 smtp_start(struct event_base *, const char *bind_addr,
+		    const char *user, const char *password,
+		    unsigned int *ret_port);
+void		 smtp_free(void);
+/* GET /__sim/mail: the messages, the counters and the knobs. */
+void		 smtp_inspect(struct evbuffer *);
+/* As services_control_begin() for the smtp_ knobs (see smtp.c). */
+int		 smtp_control_begin(const char *json, size_t len,
+		    struct buf *err, char **ret_rest);
+void		 smtp_control_end(bool apply);
+
 #endif
