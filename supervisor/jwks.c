@@ -58,10 +58,49 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	fetch_start();
 }
 
+#define SKIPS_LOGGED	8	/* skipped keys named, per fetch */
+
+/* The keys a document holds that we cannot use, to be logged once. */
+struct skips {
+	size_t		 n;
+	size_t		 index[SKIPS_LOGGED];
+	const char	*why[SKIPS_LOGGED];	/* static strings of jws.c */
+};
+
 static void
 skipped(size_t index, const char *why, void *arg)
 {
-	log_warnx("api.jwks_url: key %zu skipped: %s", index, why);
+	struct skips *s = arg;
+
+	if (s->n < SKIPS_LOGGED) {
+		s->index[s->n] = index;
+		s->why[s->n] = why;
+	}
+	s->n++;
+}
+
+/*
+ * Name the skipped keys: as a warning when the set changed or could not
+ * be taken, else (the same document again) at debug level, so a key we
+ * cannot use is not warned about every JWKS_REFRESH_S.
+ */
+static void
+log_skips(const struct skips *s, bool warn)
+{
+	char line[JWS_REASON_MAX + 64];
+
+	for (size_t i = 0; i < s->n && i <= SKIPS_LOGGED; i++) {
+		if (i == SKIPS_LOGGED)
+			snprintf(line, sizeof(line), "%zu more keys skipped",
+			    s->n - SKIPS_LOGGED);
+		else
+			snprintf(line, sizeof(line), "key %zu skipped: %s",
+			    s->index[i], s->why[i]);
+		if (warn)
+			log_warnx("api.jwks_url: %s", line);
+		else
+			log_debug("api.jwks_url: %s", line);
+	}
 }
 
 /* Whether r brought a set we took. */
@@ -69,7 +108,9 @@ static bool
 take(const struct outbound_response *r)
 {
 	struct jws_keys *set = NULL;
+	struct skips sk = { 0 };
 	char err[JWS_REASON_MAX];
+	bool same;
 
 	if (r->error < 0) {
 		log_warnx("api.jwks_url: %s; keeping the %zu key(s) we have",
@@ -81,13 +122,16 @@ take(const struct outbound_response *r)
 		    "%zu key(s) we have", r->status, jws_keys_count(jw.keys));
 		return false;
 	}
-	if (jws_keys_parse(r->body, r->len, skipped, NULL, &set, err,
+	if (jws_keys_parse(r->body, r->len, skipped, &sk, &set, err,
 	    sizeof(err)) < 0) {
+		log_skips(&sk, true);
 		log_warnx("api.jwks_url: %s; keeping the %zu key(s) we have",
 		    err, jws_keys_count(jw.keys));
 		return false;
 	}
-	if (jws_keys_same(set, jw.keys))
+	same = jws_keys_same(set, jw.keys);
+	log_skips(&sk, !same);
+	if (same)
 		log_debug("api.jwks_url: %zu key(s), unchanged",
 		    jws_keys_count(set));
 	else

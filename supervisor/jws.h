@@ -111,7 +111,7 @@ int jws_claim_number(json_t *claims, const char *name, int64_t *ret);
 
 /*
  * Called for each key of a document jws_keys_parse() cannot use, with the
- * key's index and why (no text from the document in it).
+ * key's index and why (a static string, no text from the document in it).
  */
 typedef void jws_skip_fn(size_t index, const char *why, void *arg);
 

@@ -7,19 +7,22 @@
 # with jwt-secret beside them.  Refused with a reason: a kid not in the
 # set (one fetch, then no more for JWKS_MISS_S however many forged kids
 # come), another key claiming a kid, alg none, HS256 "signed" with the RSA
-# public key, ES256 by an RSA key's kid.  A rotated-in kid is picked up by
-# the fetch its first token asks for (the request waits for it); a kid
-# rotated out stops working after a fetch.  When the URL answers 500, is
-# slower than the fetch timeout or serves an oversized document, the last
-# good set stays in use, and a request by a known kid never waits on the
-# fetch.  No token in the log.
+# public key, ES256 by an RSA key's kid.  A key the set holds but we cannot
+# use (RSA under 2048 bits) is skipped and named in the log.  A rotated-in
+# kid is picked up by the fetch its first token asks for (the request
+# waits for it); a kid rotated out stops working after a fetch.  When the
+# URL answers 500, is slower than the fetch timeout or serves an oversized
+# document, the last good set stays in use, and a request by a known kid
+# never waits on the fetch; a client leaving or SIGTERM while a request
+# waits is harmless; a vetsyncd whose JWKS is down from the start still
+# takes HS256.  /metrics counts keys and fetches.  No token in the log.
 #
 # Runs itself again inside pg_virtualenv, as tests/integration/api.sh does.
 . "$top_srcdir/tests/integration/lib.sh"
 
 in_pg_virtualenv "$@"
 
-N=39
+N=40
 skip_all() { skip_plan $N "jwks case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -70,6 +73,8 @@ for k in rsa1 rsa2 forger; do
 	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
 	    -out "$tmp/keys/$k.pem" 2>/dev/null
 done
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 \
+    -out "$tmp/keys/weak.pem" 2>/dev/null
 for k in ec1 ecforger; do
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	    -out "$tmp/keys/$k.pem" 2>/dev/null
@@ -218,13 +223,17 @@ check "eight more forged kids at once: no more fetches ($(jwks_requests))" \
     test "$(jwks_requests)" = $((before + 1))
 
 # --- rotation --------------------------------------------------------------
-c=$(jwksctl "{\"keys\":[$(key rsa-1 rsa1),$(key ec-1 ec1),$(key rsa-2 rsa2)]}")
+c=$(jwksctl "{\"keys\":[$(key rsa-1 rsa1),$(key ec-1 ec1),$(key rsa-2 rsa2),\
+$(key weak-1 weak)]}")
 cooldown
 c=$(req "$(tok RS256 rsa2.pem rsa-2)")
 check "a rotated-in kid: its first token waits for the fetch, 200 ($c)" \
     synced "$c"
 check "the log says 3 keys are in use" \
     grep -q 'api.jwks_url: 3 key(s) in use (was 2)' "$tmp/vetsyncd.log"
+check "... and names the 1024-bit RSA key it skipped" \
+    grep -q 'api.jwks_url: key 3 skipped: an RSA modulus outside 2048' \
+    "$tmp/vetsyncd.log"
 
 # --- the URL fails: the last good set stays ---------------------------------
 jwksctl '{"status":500}' >/dev/null
