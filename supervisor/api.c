@@ -732,7 +732,7 @@ api_start(struct db_async *db, char *err, size_t errsz)
 		log_info("api: %s: only RS256/ES256 tokens of api.jwks_url's "
 		    "keys are accepted", serr);
 	if (cf->api.jwks_url != NULL &&
-	    (r = jwks_start(sv->base, cf->api.jwks_url, jwks_done)) < 0) {
+	    (r = jwks_start(sv->base, cf->api.jwks_url, NULL, jwks_done)) < 0) {
 		snprintf(err, errsz, "api.jwks_url: cannot start fetching: %s",
 		    strerror(-r));
 		goto fail;

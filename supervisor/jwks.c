@@ -37,7 +37,8 @@ static struct {
 	struct fetch	*inflight;
 	uint64_t	 last_miss_ms;	/* the last on-demand fetch, mono */
 	bool		 have_miss;
-	uint64_t	 retry_s;	/* the next delay after a failure */
+	struct jwks_timing t;		/* in ms */
+	uint64_t	 retry_ms;	/* the next delay after a failure */
 	uint64_t	 fetches;	/* ended, since start */
 	uint64_t	 failed;
 } jw;
@@ -45,9 +46,9 @@ static struct {
 static void fetch_start(void);
 
 static void
-schedule(uint64_t seconds)
+schedule(uint64_t ms)
 {
-	struct timeval tv = clock_timeval_ms(seconds * 1000);
+	struct timeval tv = clock_timeval_ms(ms);
 
 	evtimer_add(jw.timer, &tv);
 }
@@ -162,13 +163,13 @@ fetched(const struct outbound_response *r, void *arg)
 	}
 	jw.fetches++;
 	if (take(r)) {
-		jw.retry_s = JWKS_RETRY_S;
-		schedule(JWKS_REFRESH_S);
+		jw.retry_ms = jw.t.retry_ms;
+		schedule(jw.t.refresh_ms);
 	} else {
 		jw.failed++;
-		schedule(jw.retry_s);
-		jw.retry_s = jw.retry_s * 2 > JWKS_REFRESH_S ? JWKS_REFRESH_S :
-		    jw.retry_s * 2;
+		schedule(jw.retry_ms);
+		jw.retry_ms = jw.retry_ms * 2 > jw.t.refresh_ms ?
+		    jw.t.refresh_ms : jw.retry_ms * 2;
 	}
 	if (jw.done != NULL)
 		jw.done(false);
@@ -181,7 +182,7 @@ fetch_start(void)
 		.method = "GET",
 		.url = jw.url,
 		.headers = { "Accept: application/json", NULL },
-		.timeout_ms = JWKS_TIMEOUT_MS,
+		.timeout_ms = jw.t.timeout_ms,
 		.response_max = JWKS_DOC_MAX,
 	};
 	struct fetch *f;
@@ -196,7 +197,7 @@ fetch_start(void)
 		log_warnx("api.jwks_url %s: cannot fetch: %s", log_q(jw.url),
 		    strerror(-r));
 		if (r != -ESHUTDOWN)
-			schedule(jw.retry_s);
+			schedule(jw.retry_ms);
 		return;
 	}
 	log_debug("api.jwks_url: fetching %s", log_q(jw.url));
@@ -217,7 +218,8 @@ loopback(const char *host)
 }
 
 int
-jwks_start(struct event_base *base, const char *url, jwks_done_fn *done)
+jwks_start(struct event_base *base, const char *url,
+    const struct jwks_timing *t, jwks_done_fn *done)
 {
 	int r;
 
@@ -233,7 +235,11 @@ jwks_start(struct event_base *base, const char *url, jwks_done_fn *done)
 	jw.url = xstrdup(url);
 	jw.done = done;
 	jw.keys = jws_keys_new();
-	jw.retry_s = JWKS_RETRY_S;
+	jw.t.refresh_ms = t != NULL ? t->refresh_ms : JWKS_REFRESH_S * 1000;
+	jw.t.retry_ms = t != NULL ? t->retry_ms : JWKS_RETRY_S * 1000;
+	jw.t.miss_ms = t != NULL ? t->miss_ms : JWKS_MISS_S * 1000;
+	jw.t.timeout_ms = t != NULL ? t->timeout_ms : JWKS_TIMEOUT_MS;
+	jw.retry_ms = jw.t.retry_ms;
 	jw.have_miss = false;
 	jw.enabled = true;
 	fetch_start();
@@ -290,7 +296,7 @@ jwks_refresh_for_miss(void)
 		return false;
 	if (jw.inflight != NULL)
 		return true;
-	if (jw.have_miss && now - jw.last_miss_ms < JWKS_MISS_S * 1000)
+	if (jw.have_miss && now - jw.last_miss_ms < jw.t.miss_ms)
 		return false;
 	jw.have_miss = true;
 	jw.last_miss_ms = now;

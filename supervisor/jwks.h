@@ -33,12 +33,22 @@ struct jws_keys;
  */
 typedef void jwks_done_fn(bool cancelled);
 
+/* The delays above, in milliseconds: vetsyncd's, or a test's. */
+struct jwks_timing {
+	uint64_t	refresh_ms;	/* JWKS_REFRESH_S */
+	uint64_t	retry_ms;	/* JWKS_RETRY_S */
+	uint64_t	miss_ms;	/* JWKS_MISS_S */
+	uint64_t	timeout_ms;	/* JWKS_TIMEOUT_MS */
+};
+
 /*
- * Start fetching url on base (outbound_init() is run if it has not been).
+ * Start fetching url on base (outbound_init() is run if it has not been)
+ * with timing t (NULL: the defaults above, all four nonzero otherwise).
  * done (may be NULL) is called after every fetch.  Returns 0, or a
  * negative errno from outbound_init().
  */
-int jwks_start(struct event_base *base, const char *url, jwks_done_fn *done);
+int jwks_start(struct event_base *base, const char *url,
+    const struct jwks_timing *t, jwks_done_fn *done);
 
 /*
  * Stop: the timer is cancelled, a fetch in flight is forgotten (done is
