@@ -17,7 +17,8 @@
 #     stale_after (its lease held by a vanished instance): one mail;
 #   - every alert audited; no secret (SMTP, IDEXX or database password) in
 #     any mail or log line;
-#   - the sink's knobs: a dropped connection, slow answers.
+#   - the sink's knobs: a dropped connection, slow answers;
+#   - no sanitizer report, when VS_ALERTS_DAEMON is an ASan+UBSan vetsyncd.
 #
 # VETSYNC_ALERTS_SCAN_MS=500 evaluates the thresholds twice a second instead
 # of every minute.  Runs itself again inside pg_virtualenv.
@@ -25,7 +26,7 @@
 
 in_pg_virtualenv "$@"
 
-N=20
+N=21
 skip_all() { skip_plan $N "alerts case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -160,14 +161,18 @@ listen = 127.0.0.1:3001
 [instance]
 lease_time = 10s
 CONF
-# start NAME STATEDIR: vetsyncd as instance NAME, its pid in $started
+# start NAME STATEDIR: vetsyncd as instance NAME, its pid in $started.
+# VS_ALERTS_DAEMON: another vetsyncd binary, e.g. one built with
+# --enable-sanitizers (the workers stay those of this build: their policy
+# refuses ASan).
 start() {
 	sed -e "s/^\[instance\]$/[instance]\nname = $1/" \
 	    -e "s/^listen = .*/listen = 127.0.0.1:$(freeport)/" \
 	    "$tmp/vetsyncd.conf" >"$tmp/$1.conf"
 	rm -f "$tmp/$1.sock"
 	VETSYNC_ALERTS_SCAN_MS=500 CREDENTIALS_DIRECTORY="$tmp/creds" \
-	    "$top_builddir/vetsyncd" -c "$tmp/$1.conf" -S "$tmp/$1.sock" \
+	    "${VS_ALERTS_DAEMON:-$top_builddir/vetsyncd}" -c "$tmp/$1.conf" \
+	    -S "$tmp/$1.sock" \
 	    -s "$2" >/dev/null 2>>"$tmp/$1.log" &
 	started=$!
 	wait_for 10 test -S "$tmp/$1.sock" || diag "vetsyncd $1 did not start"
@@ -363,6 +368,8 @@ check "no secret in any mail ($total) or log line${leak:+:$leak}" \
 warn=$(grep -c '^.*alert: ' "$tmp/sa.log" "$tmp/sb.log" | paste -sd' ')
 check "alerts are logged ($warn)" grep -q "alert: consecutive_failures:" \
     "$tmp/sa.log"
+check "no sanitizer report in vetsyncd's logs" sh -c "! grep -q -e \
+    'Sanitizer' -e 'runtime error:' '$tmp/sa.log' '$tmp/sb.log'"
 
 # --- the sink's own knobs: dropped connections, slow answers -------------
 printf 'Subject: probe\r\n\r\nprobe\r\n' >"$tmp/probe.txt"
