@@ -683,8 +683,10 @@ clinic_job_done(const struct worker_job *job, const struct worker_outcome *o,
 	c->last_outcome = ok ? "ok" : o->cls == WORKER_EXIT_CLEAN ?
 	    "job_failed" : worker_exit_class_name(o->cls);
 	if (job->kind == WORKER_JOB_VALIDATE_CREDENTIALS &&
-	    (ok || o->invalid_credentials))
+	    (ok || o->invalid_credentials)) {
 		credstore_mark(c->id, ok, job->id);
+		events_credential_validated(c->id, ok);
+	}
 	if (c->state == CLINIC_HELD) {
 		/* Revoked while it ran: it stays held. */
 	} else if (ok) {

@@ -25,7 +25,10 @@
  * outbox row itself is written inside the reconciliation's transaction,
  * whose unit hands no rows back, and an event sent before that commit
  * could tell of a call that never was.  A rescheduled call is scheduled
- * again, with its new scheduledFor.
+ * again, with its new scheduledFor.  credential.validated is sent when
+ * IDEXX gave a verdict on a clinic's credentials: new ones being set
+ * (credentials.c) or a validation job (clinics.c); a validation that ended
+ * without one (a crash, a timeout) sends nothing.
  *
  * $process_person_profile is true for the events of what a clinic's user
  * did or is told about (sync.*, credential.validated), so they join the
