@@ -142,9 +142,11 @@ static const char sql_scan[] =
     "  AS facts"
     " FROM users u JOIN idexx_credentials c ON c.user_id = u.id"
     "  AND c.state = 'active'"
-    " LEFT JOIN LATERAL (SELECT max(x.completed_at) AS last_at"
+    /* The latest completed one, by the index on (user_id, started_at). */
+    " LEFT JOIN LATERAL (SELECT x.completed_at AS last_at"
     "  FROM idexx_sync_sessions x WHERE x.user_id = u.id"
-    "  AND x.kind <> 'validate' AND x.status = 'completed') l ON true"
+    "  AND x.kind <> 'validate' AND x.status = 'completed'"
+    "  ORDER BY x.started_at DESC LIMIT 1) l ON true"
     " WHERE $8::uuid IS NULL AND u.idexx_sync_enabled"
     " AND coalesce(l.last_at, c.created_at) < now() - " SQL_MS("$6") "),"
     "cand AS (SELECT * FROM cf UNION ALL SELECT * FROM rate"
