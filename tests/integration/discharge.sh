@@ -18,8 +18,9 @@
 # appointment is cancelled while their messages wait at QStash (DELETEd,
 # never dialled, even once QStash's clock passes their due time), and the
 # reopened one checked out again (a later due time, one publish, one
-# dial), and one reopened while the publish of its call gets no answer
-# (the message QStash holds found by its dedup id and DELETEd).  Last, two vetsyncd instances on one database drain one outbox
+# dial), and one reopened while the publish of its call gets no answer,
+# or after it got none and then QStash went down (the message QStash
+# holds found by its dedup id and DELETEd).  Last, two vetsyncd instances on one database drain one outbox
 # full of pending rows at once (one publish request per row, counted at
 # QStash, one dial each), and one of them is SIGKILLed holding leases
 # mid-publish: the other publishes those rows once the leases end, and
@@ -30,7 +31,7 @@
 
 in_pg_virtualenv "$@"
 
-N=87
+N=93
 skip_all() { skip_plan $N "discharge case" "$1"; }
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (worker identity)"
 grep -q '^#define VS_SANITIZERS 1' "$top_builddir/config.h" &&
@@ -582,10 +583,52 @@ check "(b2) the message whose answer was lost is DELETEd at QStash" \
 pub_by_dedup >"$tmp/pd4"
 check "(b2) found by publishing its dedup id again: one message, two publishes" \
     grep -qxF "$zd 1 2" "$tmp/pd4"
+# --- (b3) a publish with no answer, then QStash down, then reopened ---------------
+# Y is checked out again.  Its publish reaches QStash but the answer
+# comes too late, and then QStash is down (503): the row stays pending,
+# marked as maybe sent through the failed retries.  Y is reopened: the
+# cancellation looks for that dedup id's message, and once QStash is
+# back it is found (202) and DELETEd.
+simctl '{"qstash_slow_ms": 12000}'
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$Y\",
+    \"status\": \"checked_out\"}}"
+check "clinic four: a seventh sync after IDEXX checked Y out again" \
+    sync_wait $U4 7
+yflight() {
+	yd=$(row_of $U4 "$Y" dedup_id)
+	[ "$(row_of $U4 "$Y" status)" = pending ] &&
+	    ymid3=$(curl -s -G --data-urlencode "destination=$durl" \
+	    "$url/__sim/qstash" | jq -re --arg d "$yd" \
+	    'first(.messages[] | select(.dedup_id == $d) | .id)')
+}
+ymid3=
+wait_for 20 yflight || diag "the publish of Y's row did not reach QStash"
+simctl '{"qstash_slow_ms": 0, "qstash_down": "503"}'
+marked() { [ "$(row_of $U4 "$Y" "status || ' ' || (attempts >= 2) || ' ' ||
+    coalesce(last_error->>'maybe_sent', 'no')")" = "pending true true" ]; }
+check "(b3) no answer, then 503s: the row stays pending, marked maybe sent" \
+    wait_for 40 marked
+simctl "{\"consultation\": {\"clinic\": 4, \"id\": \"$Y\",
+    \"status\": \"in_consult\"}}"
+check "clinic four: an eighth sync after IDEXX reopened Y" sync_wait $U4 8
+check "(b3) cancelled: the message to cancel is whatever holds its dedup id" \
+    test "$(row_of $U4 "$Y" "status || ' ' || cancel_message_id")" = \
+    "cancelled dedup:$yd"
+simctl '{"qstash_down": false}'
+ydel() { [ "$(row_of $U4 "$Y" "status || ' ' || coalesce(qstash_message_id,
+    cancel_message_id, '-')")" = "cancelled -" ] &&
+    [ "$(msg_state "$ymid3")" = cancelled ]; }
+check "(b3) QStash back: that message is found and DELETEd" wait_for 40 ydel
+pub_by_dedup >"$tmp/pd4"
+check "(b3) one message under its dedup id, published twice" \
+    grep -qxF "$yd 1 2" "$tmp/pd4"
+
 advance_past $U4 cancelled
 sleep 2
-check "(b2) QStash's clock past its due time: Z never dialled" sh -c \
-    "[ $(vapi_for "$zid") -eq 0 ] && [ '$(row_of $U4 "$Z" status)' = cancelled ]"
+check "(b2), (b3) QStash's clock past their due time: Z and Y never dialled" \
+    sh -c "[ $(($(vapi_for "$zid") + $(vapi_for "$yid"))) -eq 0 ] &&
+    [ '$(row_of $U4 "$Z" status) $(row_of $U4 "$Y" status)' = \
+    'cancelled cancelled' ]"
 
 # --- (e) two instances on one outbox ----------------------------------------------
 # A second vetsyncd (another [instance] name, its own API port, the same
