@@ -41,8 +41,9 @@ struct db_async;
 /*
  * Listen on sv->config->api.listen and serve from sv->base.  db is the
  * event loop's database layer (may be NULL: routes that need it answer
- * 503).  The jwt-secret secret is read now; without it the user routes
- * answer 503.  Returns 0, or a negative errno with a message in err.
+ * 503).  The jwt-secret secret is read now; without it, and without
+ * api.jwks_url, the user routes answer 503.  Returns 0, or a negative
+ * errno with a message in err.
  */
 int api_start(struct db_async *db, char *err, size_t errsz);
 

@@ -14,7 +14,10 @@
  * completed cancels a pending or published call; one whose due time moved
  * reschedules it (a new dedup id, pending again).  Either way the message
  * already at QStash is put in cancel_message_id for the publisher to
- * DELETE ("-" when none was published: the publisher only audits it).  consultation_sync_status.discharge_call_id links the row.
+ * DELETE ("-" when none was published: the publisher only audits it;
+ * "dedup:<id>" when a publish got no answer: the publisher publishes that
+ * dedup id again to learn the message id QStash holds, then DELETEs it).
+ * consultation_sync_status.discharge_call_id links the row.
  *
  * Publisher.  As service_role: rows due for an attempt (pending, or with a
  * message to cancel) are leased to this instance (lease_until, taken with
